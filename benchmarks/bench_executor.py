@@ -1,12 +1,21 @@
-"""Throughput of the local sandbox executor on AZR-style validation workloads, against a naive baseline.
+"""Throughput of the local sandbox executor on AZR-style validation workloads, against the reference's executor shape
+and a naive baseline.
 
-    python benchmarks/bench_executor.py [--tasks 400] [--timeout 2] [--workers N] [--skip-baseline]
+    python benchmarks/bench_executor.py [--tasks 400] [--timeout 2] [--workers N] [--repeat 3] [--skip-baseline]
+                                        [--skip-reference]
 
 Two workloads of the same size: "clean" (valid programs, some runtime errors and banned imports, no loops) and
-"loops" (the same with 2% infinite loops). Each runs through ``LocalExecutor`` (one forked, locked-down process per
-program) and through a baseline that starts one ``python -c`` interpreter per program (``workers`` at a time). The
-reference AZR executor (one long-lived unsandboxed worker, serial) does ~1,200 validations/s on 2 cores when nothing
-times out and ~25/s when 2% of programs loop with a 2 s timeout.
+"loops" (the same with 2% infinite loops). Each runs through:
+
+- ``LocalExecutor``: one forked, locked-down process per program, ``max_in_flight`` at once;
+- a rebuild of the reference AZR executor's shape (``run_reference_style``): one long-lived pebble worker that
+  ``exec``s/``eval``s programs one at a time with no isolation, a SIGALRM timer in the worker, and a pebble timeout
+  that kills and replaces the worker. The issue quotes ~1,200 validations/s on 2 cores for the real one when nothing
+  times out, and ~25/s when 2% of programs loop with a 2 s timeout; this rebuild measures the same shape on this
+  machine;
+- a baseline that starts one ``python -c`` interpreter per program (``workers`` at a time).
+
+Rates are the best of ``--repeat`` runs (each on new program texts); this machine's speed drifts between runs.
 """
 
 from __future__ import annotations
@@ -126,6 +135,95 @@ def run_baseline(jobs: list[ExecJob], timeout: float, workers: int) -> list[str]
         return list(pool.map(one, jobs))
 
 
+# The reference's validation call, rebuilt for comparison: the program, two calls compared with `!=`, and the repr as
+# the last line, which the worker `eval`s after `exec`-ing the rest.
+_REFERENCE_SNIPPET = """{program}
+_first = f({input})
+if _first != f({input}):
+    raise Exception('Non-deterministic code')
+repr(_first)"""
+
+
+def _reference_worker(lines: list[str], timeout: float) -> tuple[object, str]:
+    """What the reference's single pool worker does per program: exec all lines but the last, eval the last, each
+    under a SIGALRM timer; the result must survive str() and pickle. No isolation of any kind."""
+    import pickle
+    import signal
+    import traceback
+
+    def alarm(signum, frame):
+        raise TimeoutError("Timed Out")
+
+    def timed(call, *args):
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return call(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    namespace: dict = {}
+    try:
+        timed(exec, "\n".join(lines[:-1]), namespace)
+        result = timed(eval, lines[-1], namespace)
+        str(result)
+        pickle.dumps(result)
+        return result, "Done"
+    except BaseException:
+        return "", traceback.format_exc().split("\n")[-2]
+
+
+def _reference_banned(program: str, banned: tuple[str, ...]) -> bool:
+    """The reference's banned-import check: any dot-component of an imported name equal to a banned word."""
+    import ast
+
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [alias.name for alias in node.names]
+        if any(part in banned for name in names for part in name.split(".")):
+            return True
+    return False
+
+
+def run_reference_style(jobs: list[ExecJob], timeout: float) -> list[str]:
+    """The reference executor's shape: one long-lived pebble worker, one program at a time, a pebble timeout that kills
+    and replaces the worker, the banned-import scan and an ``ast.parse`` of the snippet in the caller."""
+    import ast
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from pebble import ProcessPool
+
+    banned = ExecutorConfig().banned_modules
+    statuses = []
+    with ProcessPool(max_workers=1) as pool:
+        for job in jobs:
+            if _reference_banned(job.program, banned):
+                statuses.append("banned_import")
+                continue
+            snippet = _REFERENCE_SNIPPET.format(program=job.program, input=job.input)
+            try:
+                ast.parse(snippet)
+            except SyntaxError:
+                statuses.append("syntax_error")
+                continue
+            future = pool.map(_reference_worker, [snippet.split("\n")], [timeout], timeout=timeout)
+            try:
+                result, report = next(future.result())
+                statuses.append("error" if "error" in report.lower() else "ok")
+                str(result).strip()
+            except FutureTimeout:
+                statuses.append("timeout")
+    return statuses
+
+
 def _cpu_seconds(template_pid: int) -> float:
     """CPU seconds used so far by this process, the sandbox template and its reaped children."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -141,7 +239,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: os.cpu_count()")
     parser.add_argument("--max-in-flight", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3, help="executor runs per workload, each on fresh programs")
-    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-baseline", action="store_true", help="skip the python -c baseline")
+    parser.add_argument("--skip-reference", action="store_true", help="skip the reference-style executor")
     args = parser.parse_args()
     workers = args.workers or os.cpu_count() or 1
     config = ExecutorConfig(timeout=args.timeout, workers=workers)
@@ -151,19 +250,29 @@ def main() -> None:
         print(f"local executor: {executor.max_in_flight} in flight, network namespace: {executor.network_isolated}")
         executor.run(make_workload(50, 0.0, seed=999))  # warm-up
         for name, loops in (("clean", 0.0), ("2% loops", 0.02)):
-            best, cpu = float("inf"), float("inf")
+            best, cpu, reference = float("inf"), float("inf"), float("inf")
             for rep in range(args.repeat):
                 jobs = make_workload(args.tasks, loops, seed=rep)  # new program texts: no compile-cache hits
                 cpu_start, start = _cpu_seconds(executor.template_pid), time.perf_counter()
                 results = executor.run(jobs)
                 best = min(best, time.perf_counter() - start)
                 cpu = min(cpu, _cpu_seconds(executor.template_pid) - cpu_start)
+                if not args.skip_reference and (loops == 0.0 or rep == 0):  # loops: 8 x 2 s timeouts, once is enough
+                    start = time.perf_counter()
+                    run_reference_style(jobs, args.timeout)
+                    reference = min(reference, time.perf_counter() - start)
             verdicts = Counter(str(r.status) for r in results)
             print(
                 f"[{name:8s}] local executor: {len(jobs) / best:7.1f} programs/s, {cpu / len(jobs) * 1e3:.2f} ms CPU per "
                 f"program (all processes)  {dict(verdicts)}",
                 flush=True,
             )
+            if not args.skip_reference:
+                print(
+                    f"[{name:8s}] reference-style (1 unsandboxed pebble worker, serial): {len(jobs) / reference:7.1f} "
+                    f"programs/s  -> executor/reference {reference / best:.2f}x",
+                    flush=True,
+                )
             if not args.skip_baseline:
                 start = time.perf_counter()
                 run_baseline(jobs, args.timeout, workers)

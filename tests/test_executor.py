@@ -207,6 +207,40 @@ def test_results_in_input_order_and_async(executor):
     assert [r.output for r in results] == [str(2 * k) for k in range(40)]
 
 
+def test_streamed_batch_mixes_chunks_programs_and_rejects(executor):
+    """A batch longer than several chunks: the same program text in many chunks, parent-side rejects in between, and
+    every result still at its own index."""
+    shared = "from collections import Counter\n\ndef f(s):\n    return sorted(Counter(s).items())[0]"
+    jobs = []
+    for k in range(70):
+        if k % 10 == 3:
+            jobs.append(ExecJob("def f(x:\n", "1"))  # syntax error: answered by the parent, never sent
+        elif k % 2:
+            jobs.append(ExecJob(shared, repr("ab" * (k % 5 + 1))))
+        else:
+            jobs.append(ExecJob(f"def f(x):\n    return x * {k}", str(k)))
+    results = executor.run(jobs)
+    assert len(results) == len(jobs)
+    for k, result in enumerate(results):
+        if k % 10 == 3:
+            assert result.status is Verdict.SYNTAX_ERROR
+        elif k % 2:
+            assert result.output == "('a', " + str(k % 5 + 1) + ")", (k, result)
+        else:
+            assert result.output == str(k * k), (k, result)
+    assert executor.run([ExecJob("def f(x):\n    return -x", "5")])[0].output == "-5"  # the template kept going
+
+
+def test_banned_modules_are_gone_only_for_checked_programs(executor):
+    """The template drops the banned modules it loaded itself (``time``, ``os.path``): a checked program that reaches
+    one by import is caught at run time, an unchecked one imports it normally."""
+    sneaky = "import builtins\n\ndef f(x):\n    getattr(builtins, '__imp' + 'ort__')('ti' + 'me')\n    return x"
+    unchecked = "import time\n\ndef f(x):\n    return type(time.monotonic()).__name__"
+    sneaky_result, unchecked_result = executor.run([ExecJob(sneaky, "1"), ExecJob(unchecked, "1", check_banned=False)])
+    assert sneaky_result.status is Verdict.BANNED_IMPORT and "time" in sneaky_result.error
+    assert unchecked_result.output == "'float'"
+
+
 def test_sandbox_identity(executor):
     program = "import os\n\ndef f():\n    return os.getuid(), os.getcwd() == WORKDIR, os.environ.get('HF_TOKEN')"
     [result] = executor.run([ExecJob(program.replace("WORKDIR", repr(executor.workdir)), "", check_banned=False)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from azr_trl.executor import REFERENCE_BANNED_MODULES, find_banned, literal_equal, parse_args, parse_literal
-from azr_trl.executor.checks import check_program, match_banned, static_imports
+from azr_trl.executor.checks import check_program, code_imports, match_banned
 from azr_trl.executor.verify import values_equal, verify_deduction
 
 
@@ -123,11 +123,27 @@ def test_check_program_verdicts_and_imports():
     assert namespace["f"].__annotations__ == {"x": int}
 
 
-def test_static_imports():
-    import ast
+def test_code_imports():
+    src = (
+        "import a.b as c, d\nfrom e import f, g\nfrom . import h\nfrom .j import k\nfrom i import *\n"
+        "def outer():\n    import m.n\n    class Inner:\n        from o import p\n    return Inner\n"
+        "x = [__import__('q') for _ in range(2)]\n"
+    )
+    code = compile(src, "<t>", "exec")
+    assert code_imports(code) == ["a.b", "d", "e", "e.f", "e.g", "i", "m.n", "o", "o.p"]
+    assert code_imports(compile("import a\nimport b", "<t>", "exec"), limit=1) == ["a"]
+    # Programs that name no banned module skip the syntax tree, and still report their imports.
+    checked = check_program(
+        "from collections import Counter\ndef f(x):\n    return Counter(x)", REFERENCE_BANNED_MODULES
+    )
+    assert checked.verdict is None and checked.imports == ("collections", "collections.Counter")
 
-    tree = ast.parse("import a.b as c, d\nfrom e import f, g\nfrom . import h\nfrom i import *")
-    assert static_imports(tree) == ["a.b", "d", "e", "e.f", "e.g", "i"]
+
+def test_non_ascii_programs_get_the_full_banned_scan():
+    # NFKC turns full-width letters into `random`: the text filter alone would miss it.
+    assert check_program("import \uff52\uff41\uff4e\uff44\uff4f\uff4d", REFERENCE_BANNED_MODULES).verdict == (
+        "banned_import"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,18 @@
 """The sandbox template ("zygote") and the per-program child. Standard library only, and as little of it as possible.
 
-``LocalExecutor`` starts this file as a script, ``python -S -s -P -B _sandbox.py`` (the configuration is the first
-frame on stdin), with an environment holding only ``PYTHONHASHSEED`` (and UTF-8 locale settings): hash randomisation is
-fixed when an interpreter starts, so the seed must be in place before the template exists (``-I`` would imply ``-E``
-and ignore it; the scrubbed environment gives the same isolation). The template imports a few common modules, then reads job batches from stdin and ``os.fork()``s one
-child per program, keeping up to ``max_in_flight`` children alive. A child locks itself down (own session, closed
-descriptors, rlimits, audit hook, unprivileged uid, read-only empty working directory), runs ``f`` on fresh copies of
-the arguments ``runs`` times and writes one result to a pipe. The template enforces the wall-clock deadline with
-SIGKILL of the child's whole process group and reports ``("s", id, pid)`` (started) and
-``("r", id, status, output, error, seconds)`` events on stdout.
+``LocalExecutor`` starts a tiny bootstrap, ``python -S -s -P -B -c BOOTSTRAP``, and sends it one frame holding this
+module and ``_policy.py`` already compiled, plus the configuration; the bootstrap runs this module as ``__main__`` with
+``POLICY_CODE`` and ``CONFIG`` in its globals. Compiling the source here instead would leave over a megabyte of parser
+garbage in the template, which every fork would copy. The environment holds only ``PYTHONHASHSEED`` (and UTF-8 locale
+settings): hash randomisation is fixed when an interpreter starts, so the seed must be in place before the template
+exists (``-I`` would imply ``-E`` and ignore it; the scrubbed environment gives the same isolation).
+
+The template imports a few common modules, then reads job batches from its input pipe and ``os.fork()``s one child per
+program, keeping up to ``max_in_flight`` children alive. A child locks itself down (own session, closed descriptors,
+rlimits, audit hook, unprivileged uid, read-only empty working directory), runs ``f`` on fresh copies of the arguments
+``runs`` times and writes one result to a pipe. The template enforces the wall-clock deadline with SIGKILL of the
+child's whole process group and reports ``("s", id, pid)`` (started) and ``("r", id, status, output, error, seconds)``
+events to the parent.
 
 The parent has already compiled the program, checked it for banned modules and parsed the arguments, so none of that
 happens here; both pipes carry frames of a 4-byte big-endian length followed by ``marshal`` data, written only by
@@ -26,17 +30,10 @@ import sys
 import time
 
 
-def _load_policy():
-    """Run ``_policy.py`` (next to this file) into a namespace: the template has no package to import it from, and
-    putting this directory on ``sys.path`` would let programs import our modules (``types`` would shadow the stdlib)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_policy.py")
-    namespace = {"__name__": "_azr_sandbox_policy"}
-    with open(path, encoding="utf-8") as handle:
-        exec(compile(handle.read(), path, "exec"), namespace)
-    return namespace
-
-
-_policy = _load_policy()
+# The audit-hook policy arrives compiled (``POLICY_CODE``, see the module docstring); it runs in its own namespace,
+# since putting its directory on ``sys.path`` would let programs import our modules (``types`` would shadow the stdlib).
+_policy = {"__name__": "_azr_sandbox_policy"}
+exec(globals().pop("POLICY_CODE"), _policy)
 ARM_EVENT, REPORT_EVENT = _policy["ARM_EVENT"], _policy["REPORT_EVENT"]
 banned_match, make_audit_hook, _normalize = _policy["banned_match"], _policy["make_audit_hook"], _policy["_normalize"]
 
@@ -86,30 +83,28 @@ def _describe(err):
 
 
 def run_child(job, code, wfd, tpl):
-    """Everything a forked child does; never returns (``os._exit``)."""
-    _write, _exit, _len, _repr, _type, _str, _loads = os.write, os._exit, len, repr, type, str, marshal.loads
+    """Everything a forked child does; never returns (``os._exit``).
+
+    One straight line ending in a single write: every object the child touches is a page the kernel must copy (a
+    fork's real cost), so the template has already done what all children share (working directory, descriptors 0-2 on
+    /dev/null, banned modules out of ``sys.modules``) and this function creates no closures or comprehensions.
+    Everything used after the program ran is bound to locals first: the program can patch modules, not this frame.
+    """
+    _write, _exit, _len, _repr, _type, _str = os.write, os._exit, len, repr, type, str
+    _audit, _setrecursionlimit = sys.audit, sys.setrecursionlimit
     cfg = tpl.cfg
     _, _, args_blob, entry, check_banned, runs, imports = job
-    _audit, _setrecursionlimit = sys.audit, sys.setrecursionlimit
-
-    def send(status, output="", error=""):
-        payload = (status + "\0" + error.replace("\0", " ")[:1000] + "\0" + output).encode("utf-8", "backslashreplace")
-        view = memoryview(payload)
-        while view:
-            view = view[_write(3, view) :]
-        _exit(0)
-
+    result = None
     try:
         os.setsid()
-        for fd in (0, 1, 2):
-            os.dup2(tpl.devnull, fd)
         if wfd != 3:
             os.dup2(wfd, 3)
         os.closerange(4, 1 << 16)
-        os.chdir(cfg["workdir"])
-        copies = [_loads(args_blob) for _ in range(runs)]  # fresh argument objects for every call (parent's data)
-        for which, soft, hard in tpl.limits:
-            resource.setrlimit(which, (soft, hard))
+        copies = []
+        while _len(copies) < runs:
+            copies.append(marshal.loads(args_blob))  # fresh argument objects for every call (parent's data)
+        for which, pair in tpl.limits:
+            resource.setrlimit(which, pair)
         sys.addaudithook(tpl.hooks[check_banned])
         tpl.hooks = None  # this child's copy: the interpreter's hook list is now the only reference
         sys.stdout = sys.stderr = tpl.writer
@@ -118,19 +113,21 @@ def run_child(job, code, wfd, tpl):
         # standard library. The audit hook already refuses anything dangerous such an import might do.
         modules = sys.modules
         for name in imports:
-            if name not in modules:
-                try:  # noqa: SIM105 (contextlib is not loaded in the template, and every module costs each fork)
-                    __import__(name)
-                except BaseException:
-                    pass
-        if check_banned:
-            # Banned modules already loaded must be imported again by the program, so that the hook sees it.
-            for name in tpl.banned_loaded:
-                modules.pop(name, None)
-            if len(modules) != tpl.module_count - len(tpl.banned_loaded):  # set-up imports brought in more
-                for name in list(modules):
-                    if banned_match(name, tpl.banned):
-                        del modules[name]
+            if name in modules:
+                continue
+            head, _, tail = name.rpartition(".")
+            if head in modules and hasattr(modules[head], tail):
+                continue  # `from a import b` of an attribute: a failed submodule search costs ~100 page faults
+            try:  # noqa: SIM105 (contextlib is not loaded in the template, and every module costs each fork)
+                __import__(name)
+            except BaseException:
+                pass
+        if check_banned and _len(modules) != tpl.module_count:
+            # Set-up imports brought in more modules: banned ones must be imported again by the program, so that the
+            # hook sees it (the template removed those it had loaded itself).
+            for name in list(modules):
+                if banned_match(name, tpl.banned):
+                    del modules[name]
         if cfg["drop_privileges"] and os.geteuid() == 0:
             os.setgroups([])
             os.setgid(cfg["gid"])
@@ -139,60 +136,72 @@ def run_child(job, code, wfd, tpl):
                 raise OSError("still root after setuid")
         sys.pycache_prefix = "/nonexistent"  # later imports compile from source instead of un-marshalling byte code
     except BaseException as err:
-        send("crashed", error=f"sandbox set-up failed: {_describe(err)}")
+        result = ("crashed", "", f"sandbox set-up failed: {_describe(err)}")
 
-    # Not "__main__": like the reference's exec, a program's `if __name__ == "__main__":` demo block does not run.
-    keep, outputs, namespace = [], [], {"__name__": "__program__", "__builtins__": __builtins__}
-    _audit(ARM_EVENT)
-    _setrecursionlimit(cfg["recursion_limit"])
-    try:
-        exec(code, namespace)
-        fn = namespace.get(entry)
-        if not callable(fn):
-            raise _NoEntry
-        for args in copies:
-            result = fn(*args)
-            keep.append(result)
-            try:
-                text = _repr(result)
-            except RecursionError:
-                text = None
-            outputs.append(text if _type(text) is _str else None)
-            # Occupy the small blocks just freed so that a later call cannot get back the same ids for its objects.
-            keep.append([object(), object(), object(), object(), [], [], {}, {}, bytes(8), bytes(24), bytes(40)])
-    except _NoEntry:
-        outcome = ("no_entry_function", f"the program defines no function {entry!r}")
-    except MemoryError:
-        outcome = ("memory", "MemoryError")
-    except _OutputLimit:
-        outcome = ("output_too_large", "printed output exceeds the cap")
-    except BaseException as err:
-        outcome = ("runtime_error", _describe(err))
-    else:
-        outcome = None
-    _setrecursionlimit(max(cfg["recursion_limit"], 1000))
-    findings = []
-    _audit(REPORT_EVENT, findings)
-    banned_hit, violation = findings if _len(findings) == 2 else ("?", "?")
-    if banned_hit is not None:
-        send("banned_import", error=f"banned module: {banned_hit}")
-    if violation is not None:
-        send("runtime_error", error=f"SandboxViolation: {violation}")
-    if tpl.writer.overflow:
-        send("output_too_large", error="printed output exceeds the cap")
-    if outcome is not None:
-        send(outcome[0], error=outcome[1])
-    first = outputs[0]
-    for text in outputs:
-        if text is None:
-            send("unrepresentable", error="the return value has no usable repr")
-        if _len(text) > cfg["max_output_chars"]:
-            send("output_too_large", error=f"repr longer than {cfg['max_output_chars']} characters")
-    for text in outputs:
-        if text != first:
-            # The parent decides between "unrepresentable" (e.g. <object at 0x...>) and "nondeterministic".
-            send("nondeterministic", output=first, error="repeated calls returned different values")
-    send("ok", output=first)
+    if result is None:
+        # Not "__main__": like the reference's exec, a program's `if __name__ == "__main__":` block does not run.
+        keep, outputs, namespace = [], [], {"__name__": "__program__", "__builtins__": __builtins__}
+        restore_limit = max(cfg["recursion_limit"], 1000)
+        _audit(ARM_EVENT)
+        _setrecursionlimit(cfg["recursion_limit"])
+        try:
+            exec(code, namespace)
+            fn = namespace.get(entry)
+            if not callable(fn):
+                raise _NoEntry
+            for args in copies:
+                value = fn(*args)
+                keep.append(value)
+                try:
+                    text = _repr(value)
+                except RecursionError:
+                    text = None
+                outputs.append(text if _type(text) is _str else None)
+                # Occupy the small blocks just freed so that a later call cannot get back the same ids for its objects.
+                keep.append([object(), object(), object(), object(), [], [], {}, {}, bytes(8), bytes(24), bytes(40)])
+        except _NoEntry:
+            result = ("no_entry_function", "", f"the program defines no function {entry!r}")
+        except MemoryError:
+            result = ("memory", "", "MemoryError")
+        except _OutputLimit:
+            result = ("output_too_large", "", "printed output exceeds the cap")
+        except BaseException as err:
+            result = ("runtime_error", "", _describe(err))
+        _setrecursionlimit(restore_limit)
+        findings = []
+        _audit(REPORT_EVENT, findings)
+        banned_hit, violation = findings if _len(findings) == 2 else ("?", "?")
+        # The most telling verdict first: what the program tried beats how it ended.
+        if banned_hit is not None:
+            result = ("banned_import", "", f"banned module: {banned_hit}")
+        elif violation is not None:
+            result = ("runtime_error", "", f"SandboxViolation: {violation}")
+        elif tpl.writer.overflow:
+            result = ("output_too_large", "", "printed output exceeds the cap")
+        elif result is None:
+            first = outputs[0]
+            for text in outputs:
+                if text is None:
+                    result = ("unrepresentable", "", "the return value has no usable repr")
+                    break
+                if _len(text) > cfg["max_output_chars"]:
+                    result = ("output_too_large", "", f"repr longer than {cfg['max_output_chars']} characters")
+                    break
+            if result is None:
+                for text in outputs:
+                    if text != first:
+                        # The parent decides between "unrepresentable" (<object at 0x...>) and "nondeterministic".
+                        result = ("nondeterministic", first, "repeated calls returned different values")
+                        break
+            if result is None:
+                result = ("ok", first, "")
+
+    status, output, error = result
+    payload = (status + "\0" + error.replace("\0", " ")[:1000] + "\0" + output).encode("utf-8", "backslashreplace")
+    view = memoryview(payload)
+    while view:
+        view = view[_write(3, view) :]
+    _exit(0)
 
 
 class Template:
@@ -200,6 +209,16 @@ class Template:
 
     def __init__(self, cfg):
         self.cfg = cfg
+        # Children inherit descriptors 0-2 on /dev/null and this working directory, so they need not set them up: the
+        # pipes to the parent move to higher numbers (which every child closes) and stderr keeps a copy for tracebacks.
+        self.in_fd, self.out_fd, err_fd = os.dup(0), os.dup(1), os.dup(2)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        # Kept on the instance too: a child replacing sys.stderr must not free (and so flush and close) the object.
+        self.stderr = sys.stderr = open(err_fd, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+        os.chdir(cfg["workdir"])
         self.banned = tuple(tuple(entry.split(".")) for entry in cfg["banned"])
         read_roots = [_normalize(p, "/") for p in sys.path if p]
         # Built once here (the template never installs them) and inherited by every child.
@@ -219,10 +238,9 @@ class Template:
             ("RLIMIT_CORE", 0),
         ):
             if value is not None:
-                self.limits.append((getattr(resource, name), value, value + 1 if name == "RLIMIT_CPU" else value))
-        self.devnull = os.open("/dev/null", os.O_RDWR)
+                self.limits.append((getattr(resource, name), (value, value + 1 if name == "RLIMIT_CPU" else value)))
         self.workdir_mtime = os.stat(cfg["workdir"]).st_mtime_ns
-        self.programs = {}  # program number -> code object, for the batches in progress
+        self.programs = {}  # program number -> [code object, jobs not yet started]
         self.queue = []
         self.queue_pos = 0
         # pidfd -> [job_id, pid, result_fd, deadline, killed_for, start]; insertion order is deadline order.
@@ -237,10 +255,10 @@ class Template:
             self.pipe_size = min(self.max_result_bytes, 1 << 20)
             self.set_pipe_size = lambda fd: fcntl.fcntl(fd, 1031, self.pipe_size)  # F_SETPIPE_SZ
         self.epoll = select.epoll()
-        os.set_blocking(0, False)
-        self.epoll.register(0, select.EPOLLIN)
+        os.set_blocking(self.in_fd, False)
+        self.epoll.register(self.in_fd, select.EPOLLIN)
         self.module_count = 0
-        self.banned_loaded = []
+        self.banned_loaded = {}
 
     def serve(self):
         """Until stdin closes: start queued jobs, wait for exits (pidfds) or input, enforce deadlines, report."""
@@ -258,7 +276,7 @@ class Template:
                     timeout = max(0.0, child[3] - now())
                     break
             for fd, _ in poll(timeout):
-                if fd == 0:
+                if fd == self.in_fd:
                     open_input = self.read_input()
                     if not open_input:
                         self.shutdown()
@@ -276,7 +294,7 @@ class Template:
 
     def read_input(self):
         try:
-            data = os.read(0, 1 << 20)
+            data = os.read(self.in_fd, 1 << 16)
         except BlockingIOError:
             return True
         if not data:
@@ -289,12 +307,18 @@ class Template:
             programs, jobs = marshal.loads(bytes(self.inbuf[4 : 4 + size]))
             del self.inbuf[: 4 + size]
             for number, blob in programs.items():
-                self.programs[number] = marshal.loads(blob)
+                self.programs[number] = [marshal.loads(blob), 0]
+            for job in jobs:
+                self.programs[job[1]][1] += 1  # jobs still to start: the code is dropped after the last one
             self.queue.extend(jobs)
         return True
 
     def spawn(self, job):
-        code = self.programs.get(job[1])
+        entry = self.programs[job[1]]
+        code = entry[0]
+        entry[1] -= 1
+        if not entry[1]:
+            del self.programs[job[1]]
         read_fd, write_fd = os.pipe()
         if self.pipe_size:
             self.set_pipe_size(write_fd)
@@ -342,8 +366,6 @@ class Template:
             child[4] = "oversized"
         child[2] = raw
         self.finish(child, status)
-        if not self.children and self.queue_pos >= len(self.queue):
-            self.programs.clear()
 
     def finish(self, child, status):
         job_id, _, raw, _, killed_for, start = child
@@ -384,7 +406,7 @@ class Template:
         self.events = []
         data = memoryview(len(payload).to_bytes(4, "big") + payload)
         while data:
-            data = data[os.write(1, data) :]
+            data = data[os.write(self.out_fd, data) :]
 
     def shutdown(self):
         for child in self.children.values():
@@ -409,22 +431,8 @@ def _remove_tree(path):
         pass
 
 
-def _read_frame(fd):
-    """One length-prefixed frame from a blocking descriptor."""
-    data = b""
-    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            raise SystemExit("the parent closed the pipe before sending the configuration")
-        data += chunk
-    size = int.from_bytes(data[:4], "big")
-    if len(data) != 4 + size:
-        raise SystemExit("unexpected data after the configuration")
-    return data[4:]
-
-
 def main():
-    cfg = marshal.loads(_read_frame(0))  # the first frame on stdin is the configuration
+    cfg = globals().pop("CONFIG")
     os.environ.clear()  # children inherit an empty environment (the parent passed only the hash seed and locale)
     for name in cfg["preload"]:
         try:  # noqa: SIM105
@@ -432,12 +440,16 @@ def main():
         except ImportError:
             pass
     template = Template(cfg)
+    # Banned modules the template loaded leave sys.modules (the template keeps them): a program must import them
+    # again, and the audit hook sees that. Done once here rather than in every child.
+    template.banned_loaded = {
+        name: sys.modules.pop(name) for name in list(sys.modules) if banned_match(name, template.banned)
+    }
     template.module_count = len(sys.modules)
-    template.banned_loaded = [name for name in sys.modules if banned_match(name, template.banned)]
     gc.collect()
     gc.freeze()  # children never walk (and so never copy) the template's objects
     hello = marshal.dumps([("ready", os.getpid(), os.readlink("/proc/self/ns/net"), sys.hexversion)])
-    os.write(1, len(hello).to_bytes(4, "big") + hello)
+    os.write(template.out_fd, len(hello).to_bytes(4, "big") + hello)
     template.serve()
 
 

@@ -61,17 +61,10 @@ class Executor(abc.ABC):
             bar = tqdm(total=len(jobs), desc="executing", unit="prog", leave=False)
         try:
             with self._lock:
-                prepared = [self._prepare(job) for job in jobs]
-                pending = [i for i, item in enumerate(prepared) if isinstance(item, PreparedJob)]
-                if bar is not None:
-                    bar.update(len(jobs) - len(pending))
-                done = self._run_prepared([prepared[i] for i in pending], bar.update if bar is not None else None)
+                results = self._run_batch(jobs, bar.update if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
-        results: list[ExecResult] = prepared  # type: ignore[assignment]
-        for i, result in zip(pending, done, strict=True):
-            results[i] = self._postcheck(result)
         self.last_batch_seconds = time.perf_counter() - start
         self.seconds += self.last_batch_seconds
         self.programs_run += len(jobs)
@@ -80,6 +73,19 @@ class Executor(abc.ABC):
     async def arun(self, jobs: Sequence[ExecJob], progress: bool = False) -> list[ExecResult]:
         """``run`` for async callers (runs in a worker thread; the event loop stays free)."""
         return await asyncio.to_thread(self.run, jobs, progress)
+
+    def _run_batch(self, jobs: list[ExecJob], on_done: Callable[[int], object] | None) -> list[ExecResult]:
+        """Check every job in the parent, run the ones that passed, post-check their results (backends that can
+        overlap these phases override this)."""
+        prepared = [self._prepare(job) for job in jobs]
+        pending = [i for i, item in enumerate(prepared) if isinstance(item, PreparedJob)]
+        if on_done is not None and len(pending) < len(jobs):
+            on_done(len(jobs) - len(pending))
+        done = self._run_prepared([prepared[i] for i in pending], on_done)  # type: ignore[misc]
+        results: list[ExecResult] = prepared  # type: ignore[assignment]
+        for i, result in zip(pending, done, strict=True):
+            results[i] = self._postcheck(result)
+        return results
 
     @abc.abstractmethod
     def _run_prepared(self, jobs: list[PreparedJob], on_done: Callable[[int], object] | None) -> list[ExecResult]:

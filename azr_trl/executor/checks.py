@@ -7,6 +7,8 @@ Standard library only. Nothing here executes model-written code: programs are pa
 from __future__ import annotations
 
 import ast
+import functools
+import opcode
 import types
 import warnings
 from collections.abc import Iterable
@@ -20,6 +22,7 @@ _PARSE_ERRORS = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError
 
 # Calls that import a module named by their first argument.
 _DYNAMIC_IMPORTS = ("__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__")
+_LOAD_CONST, _IMPORT_NAME, _EXTENDED_ARG = opcode.opmap["LOAD_CONST"], opcode.opmap["IMPORT_NAME"], opcode.EXTENDED_ARG
 _COMPILE_ERRORS = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError, OverflowError)
 
 
@@ -42,7 +45,18 @@ def might_use_banned(src: str, banned: Iterable[str]) -> bool:
     (or a dynamic import), so most programs skip the AST walk."""
     if "__import__" in src or "import_module" in src:
         return True
-    return any(all(part in src for part in entry.split(".")) for entry in banned)
+    for parts in _entry_parts(tuple(banned)):  # plain loops: this runs for every program the parent checks
+        for part in parts:
+            if part not in src:
+                break
+        else:
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=16)
+def _entry_parts(banned: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(entry.split(".")) for entry in banned)
 
 
 def check_program(src: str, banned: Iterable[str] = (), check_banned: bool = True) -> ProgramCheck:
@@ -52,7 +66,11 @@ def check_program(src: str, banned: Iterable[str] = (), check_banned: bool = Tru
     (deep nesting, null bytes, huge constants) are syntax errors.
     """
     banned = tuple(banned) if check_banned else ()
-    needs_tree = "import" in src or bool(banned and might_use_banned(src, banned))
+    # The syntax tree is needed only to look for banned modules, and only when the text could name one: every part of
+    # a banned entry occurs in it, or a dynamic import. Identifiers are NFKC-normalised (a full-width ``ｒａｎｄｏｍ``
+    # is ``random``), so non-ASCII text always gets the full scan. Which modules a program imports by statement is
+    # read off its byte code instead, which is much cheaper than walking the tree.
+    needs_tree = bool(banned) and (not src.isascii() or might_use_banned(src, banned))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -65,12 +83,10 @@ def check_program(src: str, banned: Iterable[str] = (), check_banned: bool = Tru
         message = err.msg if isinstance(err, SyntaxError) else str(err)
         line = f" (line {err.lineno})" if isinstance(err, SyntaxError) and err.lineno else ""
         return ProgramCheck("syntax_error", f"{type(err).__name__}: {message}{line}"[:300])
-    if not needs_tree:
-        return ProgramCheck(None, code=code)
-    reason = find_banned(tree, banned) if banned else None
+    reason = find_banned(tree, banned) if needs_tree else None
     if reason:
         return ProgramCheck("banned_import", f"banned module: {reason}")
-    return ProgramCheck(None, code=code, imports=tuple(static_imports(tree)))
+    return ProgramCheck(None, code=code, imports=tuple(code_imports(code)) if "import" in src else ())
 
 
 def arg_nodes(src: str, max_chars: int = MAX_LITERAL_CHARS) -> list[ast.expr] | None:
@@ -217,15 +233,33 @@ def find_banned(tree: ast.AST, banned: Iterable[str]) -> str | None:
     return None
 
 
-def static_imports(tree: ast.AST, limit: int = 64) -> list[str]:
-    """Module names a program imports by statement (``from a import b`` gives ``a`` and ``a.b``), first ``limit``."""
+def code_imports(code: types.CodeType, limit: int = 64) -> list[str]:
+    """Module names a compiled program imports by statement, nested functions and classes included (``from a import
+    b`` gives ``a`` and ``a.b``, since ``b`` may be a submodule; relative imports are skipped), first ``limit``.
+
+    Read off the byte code: every import statement compiles to ``LOAD_CONST level; LOAD_CONST fromlist;
+    IMPORT_NAME name``.
+    """
     names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
-            names.extend(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
-        if len(names) >= limit:
-            break
+    pending = [code]
+    while pending and len(names) < limit:
+        current = pending.pop(0)
+        raw, consts, co_names = current.co_code, current.co_consts, current.co_names
+        level = fromlist = None
+        extended = 0
+        for i in range(0, len(raw), 2):
+            op, arg = raw[i], raw[i + 1] | extended
+            if op == _EXTENDED_ARG:
+                extended = arg << 8
+                continue
+            extended = 0
+            if op == _LOAD_CONST:
+                level, fromlist = fromlist, consts[arg]
+            elif op == _IMPORT_NAME:
+                name = co_names[arg]
+                if level == 0 and name:
+                    names.append(name)
+                    if isinstance(fromlist, tuple):
+                        names.extend(f"{name}.{item}" for item in fromlist if item != "*")
+        pending.extend(const for const in consts if isinstance(const, types.CodeType))
     return list(dict.fromkeys(names))[:limit]

@@ -10,6 +10,8 @@ verdict.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import logging
 import marshal
 import os
@@ -23,21 +25,45 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .base import Executor, ExecutorError, PreparedJob
-from .types import ExecResult, ExecutorConfig, Verdict
+from .types import ExecJob, ExecResult, ExecutorConfig, Verdict
 
 
 logger = logging.getLogger(__name__)
 
 SANDBOX_SCRIPT = Path(__file__).with_name("_sandbox.py")
+POLICY_SCRIPT = Path(__file__).with_name("_policy.py")
+# What the sandbox interpreter runs (``-c``): read one frame, check the interpreter is this one (code objects travel as
+# marshal data), then run the compiled template as __main__. Plain tuples, bytes and dicts read the same in any Python 3.
+_BOOTSTRAP = """\
+import marshal, os, sys
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(0, n - len(data))
+        if not chunk:
+            raise SystemExit("the parent closed the pipe before sending the sandbox")
+        data += chunk
+    return data
+version, sandbox, policy, config = marshal.loads(read(int.from_bytes(read(4), "big")))
+if version != sys.hexversion:
+    hello = marshal.dumps([("ready", os.getpid(), "", sys.hexversion)])
+    os.write(1, len(hello).to_bytes(4, "big") + hello)
+    raise SystemExit(0)
+namespace = {"__name__": "__main__", "__builtins__": __builtins__, "CONFIG": config}
+namespace["POLICY_CODE"], sandbox = marshal.loads(policy), marshal.loads(sandbox)
+del read, version, policy, config
+exec(sandbox, namespace)
+"""
 _FRAME = struct.Struct(">I")
 # Loaded once by the template, so programs find them imported: the modules AZR programs use most, and cheap ones (every
 # extra page in the template makes each fork dearer). Anything else a program imports loads in its own child.
 DEFAULT_PRELOAD = ("collections", "itertools", "math", "functools", "heapq", "bisect", "operator", "string", "re")
 _STARTUP_TIMEOUT = 60.0
+_CHUNK = 16  # jobs per message to the template: the first programs start while the parent prepares the rest
 _WATCHDOG_GRACE = 30.0  # extra seconds of silence, beyond the program timeout, before the template is presumed hung
 
 
@@ -117,6 +143,15 @@ class _Template:
             self.proc.wait(5)
 
 
+@functools.cache
+def _sandbox_code() -> tuple[bytes, bytes]:
+    """The template and its audit-hook policy, compiled here once and sent as marshal data."""
+    return tuple(
+        marshal.dumps(compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True))
+        for path in (SANDBOX_SCRIPT, POLICY_SCRIPT)
+    )
+
+
 def _kill_orphan_group(pid: int) -> None:
     """SIGKILL the process group of a program whose template died, if that group still is the program's."""
     try:
@@ -188,6 +223,7 @@ class LocalExecutor(Executor):
         self._owner = os.getpid()
         self._finalizer = weakref.finalize(self, _cleanup, None, self.workdir, self._owner)
         self._next_id = 0
+        self._next_program = 0
         self._start()
 
     # ----------------------------------------------------------------------------------------------- template life
@@ -217,7 +253,7 @@ class LocalExecutor(Executor):
         }
 
     def _start(self) -> None:
-        cmd = [self.python, "-S", "-s", "-P", "-B", str(SANDBOX_SCRIPT)]
+        cmd = [self.python, "-S", "-s", "-P", "-B", "-c", _BOOTSTRAP]
         # Nothing of the trainer's environment (tokens, keys) reaches the sandbox; the hash seed must be set at start.
         env = {"PYTHONHASHSEED": str(self.config.hash_seed), "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"}
         if self._unshare:
@@ -228,7 +264,7 @@ class LocalExecutor(Executor):
         for with_netns, attempt in attempts:
             template = _Template(attempt, env)
             try:
-                template.send(self._sandbox_config())
+                template.send((sys.hexversion, *_sandbox_code(), self._sandbox_config()))
                 hello = self._wait_ready(template)
             except _TemplateDied as err:
                 errors.append(str(err))
@@ -282,85 +318,139 @@ class LocalExecutor(Executor):
         super().close()
 
     # ------------------------------------------------------------------------------------------------------ batches
+    def _run_batch(self, jobs: list[ExecJob], on_done: Callable[[int], object] | None) -> list[ExecResult]:
+        """Prepare jobs chunk by chunk and send each chunk as soon as it is ready, so that the parent's compiling and
+        parsing overlaps the programs already running; results are post-checked as they arrive."""
+        results: list[ExecResult | None] = [None] * len(jobs)
+        prepared: dict[int, PreparedJob] = {}
+
+        def feed() -> Iterator[list[int]]:
+            chunk: list[int] = []
+            for i, job in enumerate(jobs):
+                item = self._prepare(job)
+                if isinstance(item, PreparedJob):
+                    prepared[i] = item
+                    chunk.append(i)
+                    if len(chunk) == _CHUNK:
+                        yield chunk
+                        chunk = []
+                else:
+                    results[i] = item
+                    if on_done is not None:
+                        on_done(1)
+            if chunk:
+                yield chunk
+
+        self._run_fed(feed(), prepared, results, on_done)
+        return results  # type: ignore[return-value]
+
     def _run_prepared(self, jobs: list[PreparedJob], on_done: Callable[[int], object] | None) -> list[ExecResult]:
+        results: list[ExecResult | None] = [None] * len(jobs)
+        prepared = dict(enumerate(jobs))
+        chunks = [list(range(k, min(k + _CHUNK, len(jobs)))) for k in range(0, len(jobs), _CHUNK)]
+        self._run_fed(iter(chunks), prepared, results, on_done)
+        return results  # type: ignore[return-value]
+
+    def _run_fed(
+        self,
+        feed: Iterator[list[int]],
+        prepared: dict[int, PreparedJob],
+        results: list[ExecResult | None],
+        on_done: Callable[[int], object] | None,
+    ) -> None:
+        """Run every chunk of job indices ``feed`` yields; fill ``results`` (post-checked) at those indices."""
         if self._template is None:
             if not os.path.isdir(self.workdir):
                 raise ExecutorError("this executor was closed")
             self._start()
-        results: list[ExecResult | None] = [None] * len(jobs)
         self.last_pids = []
-        todo = list(range(len(jobs)))
         suspects: list[int] = []
-        while todo or suspects:
-            if todo:
-                batch, todo = todo, []
-                running, unstarted = self._dispatch(batch, jobs, results, on_done)
-                suspects += running
-                todo += unstarted
-            else:
-                # A job that was running when the template died runs alone: if the template dies again, it was this
-                # job, and it alone gets the verdict.
-                index = suspects.pop(0)
-                running, unstarted = self._dispatch([index], jobs, results, on_done)
-                if running or unstarted:
-                    results[index] = ExecResult(Verdict.CRASHED, error="the program brought down the sandbox")
-                    if on_done is not None:
-                        on_done(1)
-        return results  # type: ignore[return-value]
+        while True:
+            running, unstarted = self._dispatch(feed, prepared, results, on_done)
+            suspects += running
+            if unstarted:
+                feed = itertools.chain([unstarted], feed)
+            elif not running:
+                break
+        for index in suspects:
+            # A job that was running when the template died runs alone: if the template dies again, it was this job,
+            # and it alone gets the verdict.
+            running, unstarted = self._dispatch(iter([[index]]), prepared, results, on_done)
+            if running or unstarted:
+                results[index] = ExecResult(Verdict.CRASHED, error="the program brought down the sandbox")
+                if on_done is not None:
+                    on_done(1)
 
-    def _wire(self, ids: dict[int, int], jobs: list[PreparedJob]) -> tuple[dict, list]:
-        """The batch message: each distinct program once (marshalled code), then the jobs referring to it.
+    def _wire(self, ids: dict[int, int], prepared: dict[int, PreparedJob]) -> tuple[dict, list]:
+        """One chunk's message: each distinct program once (marshalled code), then the jobs referring to it.
 
-        ``ids`` maps wire ids (unique over the executor's life, so a late event from an abandoned batch can never be
-        taken for a job of this one) to indices in ``jobs``.
+        ``ids`` maps wire ids to job indices. Wire ids and program numbers are unique over the executor's life, so a
+        late event from an abandoned batch is never taken for a job of this one, and a chunk never overwrites a
+        program that an earlier chunk's queued jobs still need.
         """
         default_runs = self.config.determinism_runs
         numbers: dict[int, int] = {}
         programs: dict[int, bytes] = {}
         wire = []
         for wire_id, i in ids.items():
-            prepared = jobs[i]
-            code = prepared.program.code
-            number = numbers.setdefault(id(code), len(numbers))
-            if number not in programs:
+            job_prepared = prepared[i]
+            code = job_prepared.program.code
+            number = numbers.get(id(code))
+            if number is None:
+                number = numbers[id(code)] = self._next_program
+                self._next_program += 1
                 programs[number] = marshal.dumps(code)
-            job = prepared.job
+            job = job_prepared.job
             runs = max(1, int(job.determinism_runs or default_runs))
             wire.append(
                 (
                     wire_id,
                     number,
-                    marshal.dumps(prepared.args),
+                    marshal.dumps(job_prepared.args),
                     job.entry,
                     bool(job.check_banned),
                     runs,
-                    prepared.program.imports,
+                    job_prepared.program.imports,
                 )
             )
         return programs, wire
 
     def _dispatch(
         self,
-        indices: list[int],
-        jobs: list[PreparedJob],
+        feed: Iterator[list[int]],
+        prepared: dict[int, PreparedJob],
         results: list[ExecResult | None],
         on_done: Callable[[int], object] | None,
     ) -> tuple[list[int], list[int]]:
-        """Send ``indices`` to the template and collect their results.
+        """Send the chunks of ``feed`` to the template, keeping its queue a little ahead of what it can start, and
+        collect their results.
 
-        Returns ``([], [])`` when all finished, else (jobs running when the template died, jobs never started).
+        Returns ``([], [])`` when the feed is exhausted and every job finished; after the template died, the jobs
+        that were running and the ones sent but never started (the feed's remaining chunks are not consumed).
         """
         template = self._template
         assert template is not None
-        ids = {self._next_id + k: i for k, i in enumerate(indices)}
-        self._next_id += len(indices)
+        ids: dict[int, int] = {}  # wire id -> job index
         started: dict[int, int] = {}  # job index -> pid
-        remaining = set(indices)
+        remaining: set[int] = set()  # sent, not finished
+        fed = True
+        ahead = self.max_in_flight + _CHUNK  # jobs waiting in the template's queue before we stop preparing more
         silence = self.config.timeout + _WATCHDOG_GRACE
         last_event = time.monotonic()
         try:
-            template.send(self._wire(ids, jobs))
-            while remaining:
+            while fed or remaining:
+                while fed and len(remaining) - len(started) < ahead:
+                    chunk = next(feed, None)
+                    if chunk is None:
+                        fed = False
+                        break
+                    chunk_ids = {self._next_id + k: i for k, i in enumerate(chunk)}
+                    self._next_id += len(chunk)
+                    ids.update(chunk_ids)
+                    remaining.update(chunk)
+                    template.send(self._wire(chunk_ids, prepared))
+                if not remaining:
+                    continue
                 events = template.poll(1.0)
                 now = time.monotonic()
                 if events:
@@ -375,7 +465,8 @@ class LocalExecutor(Executor):
                         self.last_pids.append(event[2])
                     elif event[0] == "r" and index in remaining:
                         _, _, status, output, error, duration = event
-                        results[index] = ExecResult(Verdict(status), output=output, error=error, duration=duration)
+                        raw = ExecResult(Verdict(status), output=output, error=error, duration=duration)
+                        results[index] = self._postcheck(raw)
                         remaining.discard(index)
                         started.pop(index, None)
                         finished += 1
