@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from azr_trl.executor import ExecJob, ExecutorConfig, Verdict, make_executor, verify_induction
+from azr_trl.executor import ExecJob, ExecutorConfig, ExecutorError, Verdict, make_executor, verify_induction
 
 
 pytestmark = pytest.mark.slow  # launches the sandbox processes
@@ -292,3 +292,27 @@ def test_induction_with_always_equal_object_scores_zero(executor):
         executor, [liar, honest, None], [["1", "2"], ["1", "2"], ["1"]], [["2", "3"]] * 2 + [["2"]]
     )
     assert scores == [0.0, 1.0, 0.0]
+
+
+def _other_python() -> str | None:
+    """An interpreter on this machine whose version differs from the running one (code objects cannot cross)."""
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("/usr/bin/python3.11", "/usr/bin/python3", "python3.12", "python3.10"):
+        path = shutil.which(name)
+        if not path:
+            continue
+        probe = subprocess.run([path, "-c", "import sys; print(sys.hexversion)"], capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() != str(sys.hexversion):
+            return path
+    return None
+
+
+def test_other_interpreter_version_is_refused_clearly():
+    other = _other_python()
+    if other is None:
+        pytest.skip("no interpreter of another version on this machine")
+    with pytest.raises(ExecutorError, match="is not this Python"):
+        make_executor("local", ExecutorConfig(timeout=5, workers=1), python=other)
