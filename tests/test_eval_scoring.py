@@ -123,6 +123,8 @@ def test_mbpp_script_stdin_and_functional_harnesses(executor):
             "```python\na, b = map(int, input().split())\nprint(a + b)\n```",
             "```python\nimport sys\nprint(sum(map(int, sys.stdin.read().split())))\n```",
             "```python\nprint(3)\n```",
+            # A module the sandbox does not preload: its import must be seen before the sandbox drops privileges.
+            "```python\nimport json\na, b = map(int, input().split())\nprint(json.dumps(a + b))\n```",
         ],
         [
             "```python\nclass Solution:\n    def total(self, nums: List[int]) -> int:\n        return sum(nums)\n```",
@@ -130,7 +132,11 @@ def test_mbpp_script_stdin_and_functional_harnesses(executor):
         ],
     ]
     scored = score_code_generation(items, completions, executor)
-    assert [[s["correct"] for s in item] for item in scored] == [[True, False], [True, True, False], [True, False]]
+    assert [[s["correct"] for s in item] for item in scored] == [
+        [True, False],
+        [True, True, False, True],
+        [True, False],
+    ]
 
 
 def test_evaluate_benchmark_wiring_with_a_tiny_model(executor):

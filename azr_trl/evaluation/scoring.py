@@ -236,15 +236,16 @@ import collections, itertools, functools, heapq, bisect, math, string, re
 def _static_import_copy(candidate: str) -> str:
     """The candidate again, in a block that never runs. The sandbox loads the modules a program imports by statement
     before it drops privileges (later imports cannot read the standard library); a stdin program runs from a string
-    with `exec`, so this copy is what makes its imports visible. Only its AST matters, so the extra indentation that
-    ends up inside multi-line strings is harmless; ``from __future__`` lines, legal only at the top of a file, are
-    left out."""
+    with `exec`, so this copy is what makes its imports visible. The executor reads those imports off the compiled
+    byte code, so the guard must be one the compiler keeps (``if False:`` is compiled away): the program's
+    ``__name__`` is never this. The extra indentation that ends up inside multi-line strings is harmless;
+    ``from __future__`` lines, legal only at the top of a file, are left out."""
     body = "\n".join(
         "    " + line if line.strip() else line
         for line in candidate.splitlines()
         if not line.lstrip().startswith("from __future__")
     )
-    return f"if False:  # imports of the candidate, for the sandbox's preloading\n{body}\n    pass\n"
+    return f"if __name__ == '__azr_static_imports__':  # imports of the candidate, for the sandbox\n{body}\n    pass\n"
 
 
 def build_test_program(item: CodeGenItem, candidate: str) -> str:
