@@ -316,3 +316,16 @@ def test_other_interpreter_version_is_refused_clearly():
         pytest.skip("no interpreter of another version on this machine")
     with pytest.raises(ExecutorError, match="is not this Python"):
         make_executor("local", ExecutorConfig(timeout=5, workers=1), python=other)
+
+
+def test_executor_works_when_the_caller_has_no_stderr():
+    """A daemon may run with descriptor 2 closed: the template must not mistake its own pipes for free slots."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os\nos.close(2)\nfrom azr_trl.executor import ExecJob, make_executor\n"
+        "with make_executor('local') as ex:\n    print(ex.run([ExecJob('def f(x):\\n    return x * 2', '21')])[0].output)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "42\n")

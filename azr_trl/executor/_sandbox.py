@@ -211,8 +211,10 @@ class Template:
         self.cfg = cfg
         # Children inherit descriptors 0-2 on /dev/null and this working directory, so they need not set them up: the
         # pipes to the parent move to higher numbers (which every child closes) and stderr keeps a copy for tracebacks.
-        self.in_fd, self.out_fd, err_fd = os.dup(0), os.dup(1), os.dup(2)
         devnull = os.open("/dev/null", os.O_RDWR)
+        while devnull <= 2:  # the parent runs with stderr closed: fill the gap, so that the copies land above 2
+            devnull = os.open("/dev/null", os.O_RDWR)
+        self.in_fd, self.out_fd, err_fd = os.dup(0), os.dup(1), os.dup(2)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.close(devnull)
