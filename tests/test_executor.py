@@ -329,3 +329,61 @@ def test_executor_works_when_the_caller_has_no_stderr():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, "42\n")
+
+
+def test_standard_library_modules_that_need_banned_ones_still_import(executor):
+    """The template keeps banned modules out of sys.modules, but the set-up imports and unchecked programs get them
+    back: unittest imports os.path itself, and an unchecked program may use os.path."""
+    stdlib = "import unittest\n\ndef f(x):\n    return unittest.TestCase.__name__"
+    unchecked = "import os.path\n\ndef f(x):\n    return os.path.join('a', x)"
+    checked_dynamic = (
+        "import builtins\n\ndef f(x):\n    return getattr(builtins, '__imp' + 'ort__')('o' + 's.path').sep"
+    )
+    first, second, third = executor.run(
+        [ExecJob(stdlib, "1"), ExecJob(unchecked, "'b'", check_banned=False), ExecJob(checked_dynamic, "1")]
+    )
+    assert first.output == "'TestCase'", first
+    assert second.output == "'a/b'", second
+    assert third.status is Verdict.BANNED_IMPORT, third
+
+
+def test_a_forged_result_costs_only_its_own_verdict(executor):
+    """A program that writes its own message to the result pipe and exits gets a verdict; the batch goes on."""
+    forger = "import os\n\ndef f(x):\n    os.write(3, b'bogus\\0\\0x')\n    os._exit(0)"
+    results = executor.run([ExecJob(forger, "1", check_banned=False), ExecJob("def f(x):\n    return x", "7")])
+    assert results[0].status is Verdict.RUNTIME_ERROR and "malformed" in results[0].error
+    assert results[1].output == "7"
+
+
+TAMPER_WITH_THE_HOOK = """import builtins
+
+
+def f(x):
+    # A refusal raises from inside the audit hook, so the traceback holds the hook's frame: try to disarm it through
+    # everything that frame exposes (its locals, mutable containers among them, and any function's code or cells).
+    try:
+        open('/etc/passwd')
+    except PermissionError as err:
+        tb = err.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            for name, value in list(frame.f_locals.items()):
+                try:
+                    if isinstance(value, list):
+                        value[:] = [False] * len(value)
+                    for cell in getattr(value, '__closure__', None) or ():
+                        cell.cell_contents = False
+                    frame.f_locals[name] = False
+                except Exception:
+                    pass
+            tb = tb.tb_next
+    builtins.len = lambda obj: 0
+    builtins.range = lambda *args: ()
+    getattr(builtins, '__imp' + 'ort__')('ti' + 'me')
+    return x
+"""
+
+
+def test_the_audit_hook_cannot_be_disarmed_through_its_frame(executor):
+    [result] = executor.run([ExecJob(TAMPER_WITH_THE_HOOK, "1")])
+    assert result.status is Verdict.BANNED_IMPORT, result

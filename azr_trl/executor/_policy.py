@@ -75,70 +75,101 @@ def make_audit_hook(read_roots, banned):
 
     Its state (armed, first banned import, first violation) lives only in this closure and is reached through two
     private audit events: ``sys.audit(ARM_EVENT)`` arms it (one way), ``sys.audit(REPORT_EVENT, box)`` copies the
-    findings into the plain list ``box``. The child drops every other reference to the hook before the program runs,
-    so a program cannot reach the state to disarm the hook or hide what it tried. Everything the hook uses is bound
-    here (a program that replaces module globals or builtins changes nothing), and arguments of any type but plain
-    str/bytes/int/None/list are refused, so no program-defined method runs inside it.
+    findings into the plain list ``box``. The child drops every other reference to the hook before the program runs.
+
+    A program can still see the hook's frame: a refusal raises from inside it, and the traceback holds that frame. So
+    the hook is one self-contained function whose frame offers nothing to tamper with: its state is rebound
+    (``nonlocal``) to immutable values, so editing ``f_locals`` changes nothing; it calls no Python function (whose
+    ``__code__`` or closure cells could be swapped), only C built-ins bound here; and it reads no global, so replacing
+    module globals or builtins changes nothing either. Arguments of any type but plain str/bytes/int/None/list are
+    refused, so no program-defined method runs inside it.
     """
-    state = [False, None, None]
-    _list = list
-    _type, _str, _bytes, _int, _none = type, str, bytes, int, type(None)
-    _getcwd, _decode, _normalize_path, _match = os.getcwd, bytes.decode, _normalize, banned_match
+    armed, banned_hit, violation = False, None, None
+    _type, _str, _bytes, _int, _list, _tuple, _len, _range = type, str, bytes, int, list, tuple, len, range
+    _getcwd, _decode = os.getcwd, bytes.decode
     _denied, _prefixes, _armed_denied = DENIED_EVENTS, DENIED_PREFIXES, ARMED_DENIED_EVENTS
-    _forbidden, _write_flags = FORBIDDEN_MODULES, _WRITE_FLAGS
+    _forbidden, _write_flags, _arm, _report = FORBIDDEN_MODULES, _WRITE_FLAGS, ARM_EVENT, REPORT_EVENT
     _PermissionError, _ImportError = PermissionError, ImportError
     roots = tuple(read_roots)
-
-    def deny(what):
-        if state[2] is None:
-            state[2] = what
-        raise _PermissionError(f"sandbox: {what} is not allowed")
-
-    def readable(path):
-        if _type(path) is _bytes:
-            path = _decode(path, "utf-8", "surrogateescape")
-        if _type(path) is not _str:
-            return False
-        path = _normalize_path(path, _getcwd())
-        for root in roots:
-            if path == root or path.startswith(root + "/"):
-                return "/site-packages" not in path and "/dist-packages" not in path
-        return False
+    banned = tuple(tuple(entry) for entry in banned)  # tuples of the dotted parts
 
     def hook(event, args):
+        nonlocal armed, banned_hit, violation
+        refusal = path = None
         if _type(event) is not _str:
-            deny("an unknown audit event")
-        if event == ARM_EVENT:
-            state[0] = True
+            refusal = "an unknown audit event"
+        elif event == _arm:
+            armed = True
             return
-        if event == REPORT_EVENT:
+        elif event == _report:
             if args and _type(args[0]) is _list:
-                args[0][:] = state[1:]
+                args[0][:] = (banned_hit, violation)
             return
-        if event in _denied or event.startswith(_prefixes):
-            deny(event)
-        if event == "open":
+        elif event in _denied or event.startswith(_prefixes):
+            refusal = event
+        elif event == "open":
             path, mode, flags = (args + (None, None, None))[:3]
-            if _type(mode) is _str and ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
-                deny("opening files for writing")
-            if _type(flags) is _int and flags & _write_flags:
-                deny("opening files for writing")
-            if _type(mode) not in (_str, _none) or not readable(path):
-                deny("reading files outside the Python installation")
-        elif event in ("os.listdir", "os.scandir"):
-            if not args or not readable(args[0]):
-                deny("listing directories outside the Python installation")
+            writes = _type(mode) is _str and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)
+            if writes or (_type(flags) is _int and flags & _write_flags):
+                refusal = "opening files for writing"
+            elif _type(mode) is not _str and mode is not None:
+                refusal = "reading files outside the Python installation"
+            what = "reading files outside the Python installation"
+        elif event == "os.listdir" or event == "os.scandir":
+            path = args[0] if args else 0  # 0: no path given, refused below
+            what = "listing directories outside the Python installation"
         elif event == "import":
             name = args[0] if args else None
             if _type(name) is not _str:
-                deny("importing a module by a non-string name")
-            if name.split(".")[0] in _forbidden:
-                deny(f"importing {name}")
-            if state[0] and banned and _match(name, banned):
-                if state[1] is None:
-                    state[1] = name
-                raise _ImportError(f"banned module: {name}")
-        elif state[0] and event in _armed_denied:
-            deny(event)
+                refusal = "importing a module by a non-string name"
+            elif name.split(".")[0] in _forbidden:
+                refusal = f"importing {name}"
+            elif armed and banned:
+                parts = name.split(".")
+                for entry in banned:  # same rule as banned_match: a word anywhere, a dotted entry as a run
+                    width = _len(entry)
+                    hit = False
+                    for i in _range(_len(parts) - width + 1):
+                        if _tuple(parts[i : i + width]) == entry:
+                            hit = True
+                            break
+                    if hit:
+                        if banned_hit is None:
+                            banned_hit = name
+                        raise _ImportError(f"banned module: {name}")
+        elif armed and event in _armed_denied:
+            refusal = event
+        else:
+            return
+        if refusal is None and path is not None:
+            # The path must lie inside the Python installation (site-packages excluded), after resolving . and ..
+            # with str operations only.
+            if _type(path) is _bytes:
+                path = _decode(path, "utf-8", "surrogateescape")
+            inside = False
+            if _type(path) is _str:
+                if path[:1] != "/":
+                    path = _getcwd() + "/" + path
+                parts = []
+                for part in path.split("/"):
+                    if part == "" or part == ".":
+                        continue
+                    if part == "..":
+                        if parts:
+                            parts.pop()
+                    else:
+                        parts.append(part)
+                path = "/" + "/".join(parts)
+                for root in roots:
+                    if path == root or path.startswith(root + "/"):
+                        inside = "/site-packages" not in path and "/dist-packages" not in path
+                        break
+            if not inside:
+                refusal = what
+        if refusal is None:
+            return
+        if violation is None:
+            violation = refusal
+        raise _PermissionError(f"sandbox: {refusal} is not allowed")
 
     return hook

@@ -38,6 +38,12 @@ ARM_EVENT, REPORT_EVENT = _policy["ARM_EVENT"], _policy["REPORT_EVENT"]
 banned_match, make_audit_hook, _normalize = _policy["banned_match"], _policy["make_audit_hook"], _policy["_normalize"]
 
 
+# What a child may report (the verdicts the parent accepts from the sandbox).
+_STATUSES = frozenset(
+    ("ok", "no_entry_function", "banned_import", "runtime_error", "memory", "output_too_large", "nondeterministic",
+     "unrepresentable", "crashed")
+)  # fmt: skip
+
 _SIGNAL_NAMES = {
     getattr(_signal, name): name for name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT", "SIGKILL", "SIGTERM")
 }
@@ -112,6 +118,10 @@ def run_child(job, code, wfd, tpl):
         # Statically imported modules load now, as the template's user: the sandbox user may not be able to read the
         # standard library. The audit hook already refuses anything dangerous such an import might do.
         modules = sys.modules
+        if imports or not check_banned:
+            # Back in for the set-up imports (the standard library itself imports os.path) and for unchecked programs;
+            # a checked program loses them again below.
+            modules.update(tpl.banned_loaded)
         for name in imports:
             if name in modules:
                 continue
@@ -122,12 +132,14 @@ def run_child(job, code, wfd, tpl):
                 __import__(name)
             except BaseException:
                 pass
-        if check_banned and _len(modules) != tpl.module_count:
-            # Set-up imports brought in more modules: banned ones must be imported again by the program, so that the
-            # hook sees it (the template removed those it had loaded itself).
-            for name in list(modules):
-                if banned_match(name, tpl.banned):
-                    del modules[name]
+        if check_banned and imports:
+            # Banned modules must be imported again by the program, so that the hook sees it.
+            for name in tpl.banned_loaded:
+                modules.pop(name, None)
+            if _len(modules) != tpl.module_count:  # the set-up imports brought in more: drop the banned among them
+                for name in list(modules):
+                    if banned_match(name, tpl.banned):
+                        del modules[name]
         if cfg["drop_privileges"] and os.geteuid() == 0:
             os.setgroups([])
             os.setgid(cfg["gid"])
@@ -386,8 +398,10 @@ class Template:
                 result = ("crashed", None, f"killed by signal {_SIGNAL_NAMES.get(sig, sig)}")
         elif raw and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             parts = raw.decode("utf-8", "replace").split("\0", 2)
-            if len(parts) == 3:
+            if len(parts) == 3 and parts[0] in _STATUSES:
                 result = (parts[0], parts[2] or None, parts[1] or None)
+            else:  # a program that wrote to its result pipe itself: its own verdict, never the batch's
+                result = ("runtime_error", None, "the program wrote a malformed result")
         if result is None:
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
             result = ("runtime_error", None, f"the process exited (status {code}) before returning a result")

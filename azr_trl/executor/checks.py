@@ -23,6 +23,7 @@ _PARSE_ERRORS = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError
 # Calls that import a module named by their first argument.
 _DYNAMIC_IMPORTS = ("__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__")
 _LOAD_CONST, _IMPORT_NAME, _EXTENDED_ARG = opcode.opmap["LOAD_CONST"], opcode.opmap["IMPORT_NAME"], opcode.EXTENDED_ARG
+_LOAD_SMALL_INT = opcode.opmap.get("LOAD_SMALL_INT", -1)  # Python 3.14+ loads an import's level this way
 _COMPILE_ERRORS = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError, OverflowError)
 
 
@@ -255,6 +256,8 @@ def code_imports(code: types.CodeType, limit: int = 64) -> list[str]:
             extended = 0
             if op == _LOAD_CONST:
                 level, fromlist = fromlist, consts[arg]
+            elif op == _LOAD_SMALL_INT:
+                level, fromlist = fromlist, arg
             elif op == _IMPORT_NAME:
                 name = co_names[arg]
                 if level == 0 and name:

@@ -92,9 +92,19 @@ class _Template:
         self.netns: str | None = None
 
     def send(self, message: object) -> None:
+        """Queue a frame and write what the pipe takes now (the rest goes out in ``poll``): the template can start
+        the first chunk's programs while the parent prepares the next."""
         payload = marshal.dumps(message)
         self.outbox += _FRAME.pack(len(payload)) + payload
-        if self.in_fd not in self.selector.get_map():
+        if self.in_fd in self.selector.get_map():
+            return
+        try:
+            del self.outbox[: os.write(self.in_fd, self.outbox)]
+        except BlockingIOError:
+            pass
+        except OSError as err:
+            raise _TemplateDied(f"cannot write to the sandbox template: {err}") from None
+        if self.outbox:
             self.selector.register(self.in_fd, selectors.EVENT_WRITE)
 
     def poll(self, timeout: float | None) -> list[list]:
@@ -369,8 +379,15 @@ class LocalExecutor(Executor):
         self.last_pids = []
         suspects: list[int] = []
         while True:
+            before = results.count(None)
             running, unstarted = self._dispatch(feed, prepared, results, on_done)
             suspects += running
+            if unstarted and not running and results.count(None) == before:
+                # The template died before starting anything or finishing anything: rather than retrying forever,
+                # run the rest one at a time, so that whatever brings it down is found and costs one verdict.
+                suspects += unstarted
+                suspects += [index for chunk in feed for index in chunk]
+                break
             if unstarted:
                 feed = itertools.chain([unstarted], feed)
             elif not running:
@@ -468,7 +485,11 @@ class LocalExecutor(Executor):
                         self.last_pids.append(event[2])
                     elif event[0] == "r" and index in remaining:
                         _, _, status, output, error, duration = event
-                        raw = ExecResult(Verdict(status), output=output, error=error, duration=duration)
+                        try:
+                            verdict = Verdict(status)
+                        except ValueError:  # the template vets statuses; this only guards the batch against a bug
+                            verdict, output, error = Verdict.RUNTIME_ERROR, None, f"unknown sandbox status {status!r}"
+                        raw = ExecResult(verdict, output=output, error=error, duration=duration)
                         results[index] = self._postcheck(raw)
                         remaining.discard(index)
                         started.pop(index, None)
