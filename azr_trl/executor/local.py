@@ -1,7 +1,8 @@
 """The local backend: a pre-warmed sandbox template that forks one locked-down child per program.
 
-The parent (this module, living in the trainer) never runs model code. It starts ``_sandbox.py`` once, sends it whole
-batches over a pipe and reads back per-program events. If the template dies (or stops answering), the parent kills
+The parent (this module, living in the trainer) never runs model code. It starts the template once (``_sandbox.py``,
+compiled here and sent to a tiny bootstrap), streams each batch to it over a pipe in chunks as the jobs pass the
+parent-side checks, and reads back per-program events. If the template dies (or stops answering), the parent kills
 the programs it had started, starts a new template, re-sends the jobs that had not started and re-runs the ones that
 were running one at a time, so a program that brings the template down is identified and costs one ``crashed``
 verdict.
