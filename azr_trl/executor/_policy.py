@@ -51,22 +51,6 @@ def banned_match(name, banned):
     return False
 
 
-def _normalize(path, cwd):
-    """An absolute path with ``.``/``..`` resolved using str methods only (nothing a program can monkey-patch)."""
-    if path[:1] != "/":
-        path = cwd + "/" + path
-    parts = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-        else:
-            parts.append(part)
-    return "/" + "/".join(parts)
-
-
 ARM_EVENT, REPORT_EVENT = "azr.sandbox/arm", "azr.sandbox/report"
 
 

@@ -35,7 +35,7 @@ import time
 _policy = {"__name__": "_azr_sandbox_policy"}
 exec(globals().pop("POLICY_CODE"), _policy)
 ARM_EVENT, REPORT_EVENT = _policy["ARM_EVENT"], _policy["REPORT_EVENT"]
-banned_match, make_audit_hook, _normalize = _policy["banned_match"], _policy["make_audit_hook"], _policy["_normalize"]
+banned_match, make_audit_hook = _policy["banned_match"], _policy["make_audit_hook"]
 
 
 # What a child may report (the verdicts the parent accepts from the sandbox).
@@ -234,7 +234,7 @@ class Template:
         self.stderr = sys.stderr = open(err_fd, "w", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
         os.chdir(cfg["workdir"])
         self.banned = tuple(tuple(entry.split(".")) for entry in cfg["banned"])
-        read_roots = [_normalize(p, "/") for p in sys.path if p]
+        read_roots = [os.path.normpath(os.path.join("/", p)) for p in sys.path if p]
         # Built once here (the template never installs them) and inherited by every child.
         self.hooks = {flag: make_audit_hook(read_roots, self.banned if flag else ()) for flag in (True, False)}
         for hook in self.hooks.values():
