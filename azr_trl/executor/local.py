@@ -10,177 +10,36 @@ verdict.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import itertools
 import logging
 import marshal
 import os
 import pwd
-import selectors
 import shutil
-import signal
-import struct
-import subprocess
 import sys
 import tempfile
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
+from ._template_process import TemplateDied, TemplateProcess, kill_orphan_group, start_template
 from .base import Executor, ExecutorError, PreparedJob
 from .types import ExecJob, ExecResult, ExecutorConfig, Verdict
 
 
 logger = logging.getLogger(__name__)
 
-SANDBOX_SCRIPT = Path(__file__).with_name("_sandbox.py")
-POLICY_SCRIPT = Path(__file__).with_name("_policy.py")
-# What the sandbox interpreter runs (``-c``): read one frame, check the interpreter is this one (code objects travel as
-# marshal data), then run the compiled template as __main__. Plain tuples, bytes and dicts read the same in any Python 3.
-_BOOTSTRAP = """\
-import marshal, os, sys
-def read(n):
-    data = b""
-    while len(data) < n:
-        chunk = os.read(0, n - len(data))
-        if not chunk:
-            raise SystemExit("the parent closed the pipe before sending the sandbox")
-        data += chunk
-    return data
-version, sandbox, policy, config = marshal.loads(read(int.from_bytes(read(4), "big")))
-if version != sys.hexversion:
-    hello = marshal.dumps([("ready", os.getpid(), "", sys.hexversion)])
-    os.write(1, len(hello).to_bytes(4, "big") + hello)
-    raise SystemExit(0)
-namespace = {"__name__": "__main__", "__builtins__": __builtins__, "CONFIG": config}
-namespace["POLICY_CODE"], sandbox = marshal.loads(policy), marshal.loads(sandbox)
-del read, version, policy, config
-exec(sandbox, namespace)
-"""
-_FRAME = struct.Struct(">I")
 # Loaded once by the template, so programs find them imported: the modules AZR programs use most. Each costs every fork
 # (typing's 650 kB of memory add ~40 us), while a child that imports a module itself pays for it alone (typing: ~10 ms,
 # and 13% of HumanEval prompts import it). Anything else a program imports loads in its own child.
 DEFAULT_PRELOAD = (
     "collections", "itertools", "math", "functools", "heapq", "bisect", "operator", "string", "re", "typing",
 )  # fmt: skip
-_STARTUP_TIMEOUT = 60.0
 _CHUNK = 16  # jobs per message to the template: the first programs start while the parent prepares the rest
 _WATCHDOG_GRACE = 30.0  # extra seconds of silence, beyond the program timeout, before the template is presumed hung
 
 
-class _TemplateDied(Exception):
-    pass
-
-
-class _Template:
-    """One running template process and its two pipes."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str]):
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True, close_fds=True
-        )
-        self.in_fd, self.out_fd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
-        os.set_blocking(self.in_fd, False)
-        os.set_blocking(self.out_fd, False)
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.out_fd, selectors.EVENT_READ)
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-        self.pid = self.proc.pid
-        self.netns: str | None = None
-
-    def send(self, message: object) -> None:
-        """Queue a frame and write what the pipe takes now (the rest goes out in ``poll``): the template can start
-        the first chunk's programs while the parent prepares the next."""
-        payload = marshal.dumps(message)
-        self.outbox += _FRAME.pack(len(payload)) + payload
-        if self.in_fd in self.selector.get_map():
-            return
-        try:
-            del self.outbox[: os.write(self.in_fd, self.outbox)]
-        except BlockingIOError:
-            pass
-        except OSError as err:
-            raise _TemplateDied(f"cannot write to the sandbox template: {err}") from None
-        if self.outbox:
-            self.selector.register(self.in_fd, selectors.EVENT_WRITE)
-
-    def poll(self, timeout: float | None) -> list[list]:
-        """Pump both pipes for up to ``timeout`` seconds; return the events received (possibly none)."""
-        events: list[list] = []
-        for key, _ in self.selector.select(timeout):
-            if key.fd == self.in_fd:
-                try:
-                    written = os.write(self.in_fd, self.outbox)
-                except BlockingIOError:
-                    continue
-                except (BrokenPipeError, OSError) as err:
-                    raise _TemplateDied(f"cannot write to the sandbox template: {err}") from None
-                del self.outbox[:written]
-                if not self.outbox:
-                    self.selector.unregister(self.in_fd)
-            else:
-                try:
-                    data = os.read(self.out_fd, 1 << 20)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    raise _TemplateDied("the sandbox template exited")
-                self.inbox += data
-        while len(self.inbox) >= 4:
-            (size,) = _FRAME.unpack_from(self.inbox)
-            if len(self.inbox) < 4 + size:
-                break
-            events.extend(marshal.loads(bytes(self.inbox[4 : 4 + size])))  # written by our own template
-            del self.inbox[: 4 + size]
-        return events
-
-    def stop(self, wait: float = 5.0) -> None:
-        try:
-            self.selector.close()
-            self.proc.stdin.close()  # EOF: the template kills its children and exits
-        except OSError:
-            pass
-        try:
-            self.proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.proc.stdout.close()
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-
-
-@functools.cache
-def _sandbox_code() -> tuple[bytes, bytes]:
-    """The template and its audit-hook policy, compiled here once and sent as marshal data."""
-    return tuple(
-        marshal.dumps(compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True))
-        for path in (SANDBOX_SCRIPT, POLICY_SCRIPT)
-    )
-
-
-def _kill_orphan_group(pid: int) -> None:
-    """SIGKILL the process group of a program whose template died, if that group still is the program's."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        stat = None
-    if stat is not None:
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) != pid:  # pgrp: the pid was reused by an unrelated process
-            return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _cleanup(template: _Template | None, workdir: str, owner: int) -> None:
+def _cleanup(template: TemplateProcess | None, workdir: str, owner: int) -> None:
     """Stop a template and remove the working directory (also run at garbage collection / interpreter exit).
 
     Only in the process that made them: a forked copy of the trainer (a data-loader worker...) must not tear down the
@@ -231,7 +90,7 @@ class LocalExecutor(Executor):
         self.network_isolated = False
         self.restarts = 0
         self.last_pids: list[int] = []  # pids of the programs of the last batch (tests check they are all gone)
-        self._template: _Template | None = None
+        self._template: TemplateProcess | None = None
         # A new network namespace (only loopback, down) needs root; util-linux's `unshare` makes it before exec.
         self._unshare = shutil.which("unshare") if cfg.network_namespace and os.geteuid() == 0 else None
         self._owner = os.getpid()
@@ -267,22 +126,15 @@ class LocalExecutor(Executor):
         }
 
     def _start(self) -> None:
-        cmd = [self.python, "-S", "-s", "-P", "-B", "-c", _BOOTSTRAP]
         # Nothing of the trainer's environment (tokens, keys) reaches the sandbox; the hash seed must be set at start.
         env = {"PYTHONHASHSEED": str(self.config.hash_seed), "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8"}
-        if self._unshare:
-            attempts = [(True, [self._unshare, "--net", "--", *cmd]), (False, cmd)]
-        else:
-            attempts = [(False, cmd)]
+        attempts = [(True, [self._unshare, "--net", "--"]), (False, [])] if self._unshare else [(False, [])]
         errors = []
-        for with_netns, attempt in attempts:
-            template = _Template(attempt, env)
+        for with_netns, prefix in attempts:
             try:
-                template.send((sys.hexversion, *_sandbox_code(), self._sandbox_config()))
-                hello = self._wait_ready(template)
-            except _TemplateDied as err:
+                template, hello = start_template(self.python, prefix, env, self._sandbox_config())
+            except TemplateDied as err:
                 errors.append(str(err))
-                template.kill()
                 if with_netns:
                     logger.warning(
                         "Cannot start the sandbox in a new network namespace (%s); sockets are refused by the audit "
@@ -304,24 +156,13 @@ class LocalExecutor(Executor):
             return
         raise ExecutorError(f"cannot start the sandbox template with {self.python}: {'; '.join(errors)}")
 
-    @staticmethod
-    def _wait_ready(template: _Template) -> list:
-        deadline = time.monotonic() + _STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            for event in template.poll(1.0):
-                if event[0] == "ready":
-                    return event
-            if template.proc.poll() is not None:
-                raise _TemplateDied(f"it exited with status {template.proc.returncode}")
-        raise _TemplateDied("no answer within the start-up timeout")
-
     def _restart(self, orphans: list[int]) -> None:
         if self._template is not None:
             self._template.kill()
             self._template.stop(wait=1.0)
             self._template = None
         for pid in orphans:
-            _kill_orphan_group(pid)
+            kill_orphan_group(pid)
         self.restarts += 1
         self._start()
 
@@ -477,7 +318,7 @@ class LocalExecutor(Executor):
                 if events:
                     last_event = now
                 elif now - last_event > silence:
-                    raise _TemplateDied("the sandbox template stopped answering")
+                    raise TemplateDied("the sandbox template stopped answering")
                 finished = 0
                 for event in events:
                     index = ids.get(event[1], -1)
@@ -497,7 +338,7 @@ class LocalExecutor(Executor):
                         finished += 1
                 if finished and on_done is not None:
                     on_done(finished)
-        except _TemplateDied as err:
+        except TemplateDied as err:
             logger.warning("The sandbox template died (%s); restarting it.", err)
             running = [i for i in remaining if i in started]
             self._restart(list(started.values()))
@@ -509,7 +350,7 @@ class LocalExecutor(Executor):
                 self._template.stop(wait=1.0)
                 self._template = None
             for pid in started.values():
-                _kill_orphan_group(pid)
+                kill_orphan_group(pid)
             raise
         return [], []
 
