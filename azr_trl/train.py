@@ -104,6 +104,34 @@ class AZRScriptArguments:
         metadata={"help": "One line per logged step with rewards per task type and role, instead of the dict dump."},
     )
     summary: bool = field(default=True, metadata={"help": "Print an end-of-run summary on the main process."})
+    dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "Check the recipe, print the plan (rows per step, generation calls, tokens, memory per GPU) and "
+            "exit without loading weights."
+        },
+    )
+    gpu_memory_gb: float | None = field(
+        default=None,
+        metadata={
+            "help": "Memory of one training GPU, for the memory plan. None: what torch.cuda reports, else 80 (the "
+            "paper recipes' A100/H100)."
+        },
+    )
+    accelerate_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "The accelerate config file this recipe is launched with (its header's --config_file), read by "
+            "the memory plan for the ZeRO stage and offload. Under `accelerate launch` the launcher's settings win."
+        },
+    )
+    num_training_processes: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training processes this recipe is launched with (its header's --num_processes), for the memory "
+            "plan. Under `accelerate launch` the real world size wins."
+        },
+    )
 
 
 def make_parser(prog: str | None = None):
@@ -128,17 +156,39 @@ def parse_args(
     where = f"{recipe}: " if recipe else ""
     if recipe is not None:
         _check_recipe_keys(parser, recipe)
+    # A dry run plans for the recipe's GPUs, which this machine need not have: let bf16 through.
+    planning_without_gpu = _wants_dry_run(argv) and not _has_gpu()
     try:
-        script_args, training_args, model_args = parser.parse_args_and_config(argv)
+        script_args, training_args, model_args = parser.parse_args_and_config(
+            [*argv, "--use_cpu", "true"] if planning_without_gpu else argv
+        )
     except ValueError as err:
         message = str(err)
         if message.startswith("Some specified arguments are not used by the HfArgumentParser"):
             # Unknown command-line flags (recipe keys were checked above).
             unknown = message.split(":", 1)[1].strip()
             raise RecipeError(f"unknown command-line argument(s) {unknown}") from None
+        if message.startswith("Your setup doesn't support bf16/gpu") and not _has_gpu():
+            raise RecipeError(
+                f"{where}bf16: true needs a GPU and this machine has none. To train on CPU add "
+                "`--use_cpu true --bf16 false`; to see the GPU plan without training, add `--dry-run`"
+            ) from None
         raise RecipeError(f"{where}{message}") from None
+    if planning_without_gpu:
+        training_args.use_cpu = False  # the plan is for the recipe's hardware; nothing runs here
     check_inputs(script_args, training_args, model_args, where=where)
     return script_args, training_args, model_args
+
+
+def _wants_dry_run(argv: list[str]) -> bool:
+    flags = ("--dry_run", "--dry-run")
+    return any(a in flags or (a.startswith(flags) and a.split("=", 1)[-1].lower() in ("true", "1")) for a in argv)
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _recipe_path(argv: list[str]) -> str | None:
@@ -183,9 +233,7 @@ def check_inputs(script_args: AZRScriptArguments, training_args: AZRConfig, mode
     name = model_args.model_name_or_path
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
         raise RecipeError(f"{where}model_name_or_path: {name} does not exist")
-    for seed_file in training_args.seed_files:
-        if not Path(seed_file).is_file():
-            raise RecipeError(f"{where}seed_files: {seed_file} does not exist (relative to {os.getcwd()})")
+    _check_seed_files(training_args, where)
     template = script_args.chat_template
     if template and _looks_like_path(template) and not Path(template).is_file():
         raise RecipeError(f"{where}chat_template: {template} does not exist")
@@ -200,6 +248,38 @@ def check_inputs(script_args: AZRScriptArguments, training_args: AZRConfig, mode
         raise RecipeError(f"{where}load_in_4bit/load_in_8bit train only adapters: set use_peft: true (QLoRA)")
     if training_args.push_to_hub and training_args.hub_model_id is None and not training_args.output_dir:
         raise RecipeError(f"{where}push_to_hub needs hub_model_id or output_dir to name the repository")
+
+
+def _check_seed_files(training_args: AZRConfig, where: str) -> None:
+    """Every seed file exists and every row has the seed schema (the executor re-validates the programs later)."""
+    from .jsonl import read_jsonl
+    from .seeding import resolve_seed_files, row_to_candidates
+
+    for path in resolve_seed_files(training_args.seed_files):
+        if not path.is_file():
+            raise RecipeError(f"{where}seed_files: {path} does not exist (relative to {os.getcwd()})")
+        try:
+            rows = read_jsonl(path)
+        except ValueError as err:
+            raise RecipeError(f"{where}seed_files: {err}") from None
+        bad = []
+        for number, row in rows:
+            problem = row if isinstance(row, str) else row_to_candidates(row, training_args.task_types)
+            if isinstance(problem, str):
+                bad.append(f"{path}:{number}: {problem}")
+        if bad:
+            more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
+            raise RecipeError(f"{where}seed_files: {bad[0]}{more}; fix or remove these rows")
+
+
+def check_environment(model_args: ModelConfig) -> None:
+    """Packages the recipe needs beyond the base install (checked before training, not for a dry run)."""
+    import importlib.util
+
+    if (model_args.load_in_4bit or model_args.load_in_8bit) and importlib.util.find_spec("bitsandbytes") is None:
+        raise RecipeError(
+            "load_in_4bit/load_in_8bit (QLoRA) need bitsandbytes, which is not installed: pip install 'azr-trl[qlora]'"
+        )
 
 
 def load_reward_func(path: str):
@@ -471,15 +551,80 @@ def _push_merged(merged_dir: str, trainer, training_args: AZRConfig) -> None:
     logger.info("Merged model pushed to https://huggingface.co/%s", repo_id)
 
 
+def plan_run(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: ModelConfig):
+    """The run's plan (see `azr_trl.memory_plan`) as text, and its memory estimate (None without a model config)."""
+    from . import memory_plan
+
+    layout = memory_plan.training_layout(script_args.accelerate_config, script_args.num_training_processes)
+    config, note = _model_config(model_args, training_args)
+    plan = None
+    if config is not None and training_args.use_cpu:
+        note = "use_cpu: no GPU memory plan"
+    elif config is not None:
+        shape = memory_plan.model_shape(
+            config, model_args.lora_r if model_args.use_peft else 0, model_args.lora_target_modules
+        )
+        plan = memory_plan.estimate_memory(
+            shape,
+            training_args,
+            layout,
+            _gpu_memory_gb(script_args),
+            use_peft=model_args.use_peft,
+            load_in_4bit=model_args.load_in_4bit,
+        )
+        note = f"{shape.total_params / 1e9:.2f}B parameters, from the config of {model_args.model_name_or_path}"
+    return memory_plan.format_plan(training_args, layout, plan, note), plan
+
+
+def _model_config(model_args: ModelConfig, training_args: AZRConfig):
+    """The model's config without its weights: a local folder, the converted default model, or the Hub if reachable."""
+    from transformers import AutoConfig
+
+    from .models import DEFAULT_MODEL_ALIAS, default_model_dir
+
+    name = model_args.model_name_or_path
+    if name == DEFAULT_MODEL_ALIAS:
+        name = str(default_model_dir())
+        if not (Path(name) / "config.json").is_file():
+            return None, "the default model is not converted yet (`azr-trl model-path default`)"
+    try:
+        config = AutoConfig.from_pretrained(
+            name, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+        )
+    except Exception as err:  # offline, gated, no such repo: the plan goes on without memory
+        reason = " ".join(str(err).split())[:160]
+        return None, f"no memory estimate: the config of {name} is not available here ({reason})"
+    return config, ""
+
+
+def _gpu_memory_gb(script_args: AZRScriptArguments) -> float:
+    from .memory_plan import DEFAULT_GPU_MEMORY_GB, GIB
+
+    if script_args.gpu_memory_gb is not None:
+        return script_args.gpu_memory_gb
+    if _has_gpu():
+        import torch
+
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
+    return DEFAULT_GPU_MEMORY_GB
+
+
 def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.train") -> int:
     """Parse, validate and train; recipe errors become one line on stderr and exit code 2."""
     from .models import DefaultModelUnavailableError
 
     try:
         script_args, training_args, model_args = parse_args(argv, prog=prog)
+        if not script_args.dry_run:
+            check_environment(model_args)
     except RecipeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if script_args.dry_run or os.environ.get("RANK", "0") == "0":
+        text, plan = plan_run(script_args, training_args, model_args)
+        print(text, flush=True)
+        if script_args.dry_run:
+            return 0
     try:
         main(script_args, training_args, model_args)
     except DefaultModelUnavailableError as err:

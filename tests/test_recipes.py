@@ -210,3 +210,121 @@ def test_cli_bad_recipe_has_no_traceback(tmp_path, azr_trl_cli):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"error: {recipe}: unknown key `not_a_field`" in result.stderr
+
+
+##########################################
+# GPU layouts, importance sampling, dropout
+##########################################
+VLLM_RECIPES = [p for p in RECIPES if "use_vllm: true" in p.read_text()]
+SERVER_RECIPES = [p for p in RECIPES if "vllm_mode: server" in p.read_text()]
+PEFT_RECIPES = [p for p in RECIPES if "use_peft: true" in p.read_text()]
+
+
+@pytest.mark.parametrize("recipe", VLLM_RECIPES, ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
+def test_vllm_recipes_correct_importance_sampling_per_token(recipe):
+    _, args, _ = _parse(recipe)
+    # TRL's default, sequence_mask, zeroes a whole long completion whose summed log-prob drift passes ln(C_max).
+    assert args.vllm_importance_sampling_correction
+    assert args.vllm_importance_sampling_mode == "token_truncate"
+    assert args.vllm_importance_sampling_clip_max == 3.0
+
+
+@pytest.mark.parametrize("recipe", SERVER_RECIPES, ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
+def test_server_recipes_wait_long_enough_for_the_monte_carlo_call(recipe):
+    _, args, _ = _parse(recipe)
+    processes = int(re.search(r"--num_processes (\d+)", _header(recipe)).group(1))
+    rollouts = len(args.task_types) * args.propose_per_type * args.mc_rollouts * processes
+    assert rollouts == 1536  # the paper's 64 tasks per type, 8 rollouts each, in one server call
+    # A 14B model on 4 GPUs decodes ~4,000 tokens/s over a large batch: the call may take ~50 minutes, while the
+    # other ranks wait in a collective bounded by ddp_timeout (NCCL's default: 30 minutes).
+    worst_case_seconds = rollouts * args.max_completion_length / 4000
+    assert args.ddp_timeout >= 2 * worst_case_seconds
+
+
+@pytest.mark.parametrize("recipe", PEFT_RECIPES, ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
+def test_lora_recipes_sample_without_dropout(recipe):
+    _, args, model_args = _parse(recipe)
+    assert args.disable_dropout
+    assert model_args.lora_dropout == 0.0
+
+
+def test_readme_gives_no_vllm_advice_that_errors():
+    readme = (ROOT / "README.md").read_text()
+    # `trl vllm-serve --data_parallel_size` > 1 errors out on dense models (TRL 1.16's own help text).
+    assert "--data_parallel_size 2" not in readme
+    lora = (ROOT / "recipes" / "qwen2.5-coder-3b" / "lora_1gpu_24gb.yaml").read_text()
+    assert "vllm_gpu_memory_utilization to 0.3" not in lora
+
+
+###################################
+# Pre-flight: environment and seeds
+###################################
+def test_gpu_recipe_on_a_machine_without_gpu_says_what_to_set(capsys, monkeypatch):
+    import azr_trl.train as train_module
+
+    monkeypatch.setattr(train_module, "_has_gpu", lambda: False)
+    monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: False)
+    assert run(["--config", str(PAPER_RECIPES[0])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "this machine has none" in err and "--use_cpu true --bf16 false" in err
+
+
+def test_seed_file_with_bad_rows_fails_at_pre_flight(tmp_path, capsys, monkeypatch):
+    import azr_trl.train as train_module
+
+    monkeypatch.setattr(train_module, "main", lambda *a: pytest.fail("must stop before the trainer starts"))
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(
+        '{"program": "def f(a):\\n    return a + 1", "input": "1"}\n'
+        "{not json\n"
+        '{"program": "def f(a):\\n    return a", "inputs": "1"}\n'
+    )
+    assert run(["--config", str(DEMO), "--seed_files", str(seeds)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"seed_files: {seeds}:2: malformed JSON" in err and "(and 1 more bad rows)" in err
+
+
+def test_builtin_seed_files_pass_pre_flight():
+    _, args, _ = parse_args(["--config", str(DEMO), "--seed_files", "builtin"])
+    assert args.seed_files == ["builtin"]
+
+
+def test_qlora_without_bitsandbytes_fails_at_pre_flight(capsys, monkeypatch):
+    import sys
+
+    import azr_trl.train as train_module
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # importlib.util.find_spec now reports it missing
+    monkeypatch.setattr(train_module, "main", lambda *a: pytest.fail("must stop before the model loads"))
+    recipe = ROOT / "recipes" / "qwen2.5-coder-7b" / "qlora_1gpu_24gb.yaml"
+    assert run(["--config", str(recipe), "--use_cpu", "true", "--bf16", "false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bitsandbytes" in err and "pip install 'azr-trl[qlora]'" in err and "\n" not in err
+
+
+def test_extras_follow_trl():
+    import configparser
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    extras = {
+        name: [Requirement(line) for line in value.strip().splitlines() if line and not line.startswith("#")]
+        for name, value in cfg["options.extras_require"].items()
+    }
+    assert any(r.name == "trl" and "vllm" in r.extras for r in extras["vllm"])
+    assert any(r.name == "bitsandbytes" for r in extras["qlora"])
+    trl_deepspeed = next(
+        Requirement(r) for r in requires("trl") if r.startswith("deepspeed") and 'extra == "deepspeed"' in r
+    )
+    trl_floor = min(s.version for s in trl_deepspeed.specifier if s.operator == ">=")
+    for extra in ("deepspeed", "dev"):
+        ours = next(r for r in extras[extra] if r.name == "deepspeed")
+        floor = min(s.version for s in ours.specifier if s.operator == ">=")
+        from packaging.version import Version
+
+        assert Version(floor) >= Version(trl_floor), (extra, floor, trl_floor)
