@@ -77,7 +77,8 @@ class AZRScriptArguments:
         default=False,
         metadata={
             "help": "With use_peft: after training also write the adapter merged into the base model to "
-            "`<output_dir>/merged` (pushed to `<hub_model_id>-merged` when push_to_hub is set)."
+            "`<output_dir>-merged`, beside the run (pushed to `<hub_model_id>-merged`, with its own model card, when "
+            "push_to_hub is set)."
         },
     )
     reward_funcs: list[str] | None = field(
@@ -395,6 +396,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
     from . import AZRTrainer
     from .callbacks import AZRProgressCallback
     from .models import resolve_model_path
+    from .publish import merge_adapter, push_merged
 
     ###############
     # Setup logging
@@ -477,7 +479,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
             logger.info("Model saved to %s", training_args.output_dir)
         merged_dir = None
         if script_args.merge_adapter_on_save:
-            merged_dir = _merge_adapter(trainer, tokenizer, training_args)
+            merged_dir = merge_adapter(trainer, tokenizer, model_args.model_name_or_path)
 
         #############
         # Push to Hub
@@ -485,7 +487,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
         if training_args.push_to_hub:
             trainer.push_to_hub(tags=["azr-trl"])
             if merged_dir is not None and trainer.accelerator.is_main_process:
-                _push_merged(merged_dir, trainer, training_args)
+                push_merged(merged_dir, trainer)
     finally:
         trainer.close()
 
@@ -522,33 +524,6 @@ def _model_name(training_args: AZRConfig) -> str:
     if training_args.hub_model_id:
         return training_args.hub_model_id.split("/")[-1]
     return Path(training_args.output_dir).name
-
-
-def _merge_adapter(trainer, tokenizer, training_args: AZRConfig) -> str | None:
-    """Write base model + adapter as one model. Runs on the saved adapter, so it also works after ZeRO-3 sharding."""
-    trainer.accelerator.wait_for_everyone()
-    merged_dir = os.path.join(training_args.output_dir, "merged")
-    if trainer.accelerator.is_main_process:
-        from peft import AutoPeftModelForCausalLM
-
-        # Reload the base in bf16/fp32 rather than 4-bit: merging into quantized weights loses precision.
-        dtype = "bfloat16" if training_args.bf16 else "float32"
-        merged = AutoPeftModelForCausalLM.from_pretrained(training_args.output_dir, dtype=dtype).merge_and_unload()
-        merged.save_pretrained(merged_dir)
-        tokenizer.save_pretrained(merged_dir)
-        logger.info("Merged model saved to %s", merged_dir)
-    trainer.accelerator.wait_for_everyone()
-    return merged_dir
-
-
-def _push_merged(merged_dir: str, trainer, training_args: AZRConfig) -> None:
-    from huggingface_hub import HfApi
-
-    repo_id = f"{trainer.hub_model_id}-merged"
-    api = HfApi(token=training_args.hub_token)
-    api.create_repo(repo_id, private=training_args.hub_private_repo, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=merged_dir, commit_message="AZR: merged adapter")
-    logger.info("Merged model pushed to https://huggingface.co/%s", repo_id)
 
 
 def plan_run(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: ModelConfig):

@@ -33,6 +33,7 @@ from .buffer import TaskBuffer
 from .config import AZRConfig
 from .executor import ExecutorConfig, make_executor
 from .intrinsic import compute_intrinsic
+from .prompt_format import model_card_section, save_prompt_format
 from .rewards import make_azr_reward_funcs
 from .step_metrics import StepRecord, step_metrics
 from .tasks import get_task_spec, validate_candidates
@@ -110,6 +111,9 @@ class AZRTrainer(GRPOTrainer):
         if self.prompt_format == "auto":
             self.prompt_format = "chat" if getattr(self._tokenizer, "chat_template", None) else "r1"
         self.require_think = args.require_think if args.require_think is not None else self.prompt_format == "r1"
+        if self.accelerator.is_main_process:
+            # The format travels with the model: `azr-trl eval`/`seed` default to it.
+            save_prompt_format(args.output_dir, self.prompt_format, self.require_think)
 
         self.executor = executor or make_executor(
             args.executor, _executor_config(args), **(args.executor_kwargs or {})
@@ -149,6 +153,14 @@ class AZRTrainer(GRPOTrainer):
             )
         self._optimize_time = 0.0
         self._generation_seconds = 0.0
+
+    def create_model_card(self, *args, **kwargs):
+        """TRL's model card, plus the prompt format the model was trained with."""
+        super().create_model_card(*args, **kwargs)
+        card = os.path.join(self.args.output_dir, "README.md")
+        if self.is_world_process_zero() and os.path.isfile(card):
+            with open(card, "a", encoding="utf-8") as f:
+                f.write(model_card_section(self.prompt_format, self.require_think))
 
     # ------------------------------------------------------------------ set-up
     def _seed_buffer(self) -> None:

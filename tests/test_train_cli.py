@@ -80,9 +80,11 @@ def test_lora_run_saves_adapter_and_merged_model(tmp_path):
     lora = ["--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj"]
     assert run([*argv, *TINY_ONE_STEP, *lora, "--merge_adapter_on_save", "true", "--summary", "false"]) == 0
     assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
-    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    # The merged model lives beside the run directory, never inside it (the run directory is the adapter repo).
+    assert not (out / "merged").exists()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run-merged")
     assert not any("lora" in name for name, _ in merged.named_parameters())
-    assert (out / "merged" / "tokenizer.json").is_file()
+    assert (tmp_path / "run-merged" / "tokenizer.json").is_file()
 
 
 @pytest.mark.slow
