@@ -73,6 +73,8 @@ def test_push_uploads_the_adapter_and_the_merged_model_to_separate_repos(tmp_pat
     # Nothing of the merged bf16 model in the adapter repository.
     assert not any("merged" in f or f == "model.safetensors" for f in adapter_files), adapter_files
 
+    assert "## Prompt format" in cards["someone/tiny-azr"] and "prompt_format: chat" in cards["someone/tiny-azr"]
+
     merged_files = set(uploads["someone/tiny-azr-merged"])
     assert {
         "model.safetensors",

@@ -51,14 +51,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="completion length cap")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (hf backend)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="generation backend (vllm: GPU only)")
-    parser.add_argument("--prompt-format", choices=("auto", "chat", "r1"), default="auto",
-                        help="chat template (instruct models) or the R1 wrapper (base models); auto picks chat when "
-                        "the tokenizer has a chat template")  # fmt: skip
+    parser.add_argument("--prompt-format", choices=("auto", "chat", "r1"), default=None,
+                        help="chat template (instruct models) or the R1 wrapper (base models); default: the format "
+                        "the model was trained with (azr_prompt_format.json in its folder or run directory), else "
+                        "auto, which picks chat when the tokenizer has a chat template")  # fmt: skip
     parser.add_argument(
         "--require-think",
         choices=("auto", "yes", "no"),
-        default="auto",
-        help="code reasoning: whether an answer needs a <think> block (auto: r1 yes, chat no, as in training)",
+        default=None,
+        help="code reasoning: whether an answer needs a <think> block (default: as the model was trained, else auto: "
+        "r1 yes, chat no)",
     )
     parser.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -127,10 +129,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     from azr_trl.evaluation.runner import EvalSettings, evaluate_model, print_results, write_results
+    from azr_trl.prompt_format import trained_defaults
 
+    prompt_format, require_think = trained_defaults(
+        args.model, args.prompt_format, {"auto": None, "yes": True, "no": False, None: None}[args.require_think]
+    )
     settings = EvalSettings(
-        prompt_format=args.prompt_format,
-        require_think={"auto": None, "yes": True, "no": False}[args.require_think],
+        prompt_format=prompt_format,
+        require_think=require_think,
         sampling=sampling,
         executor=args.executor,
         executor_kwargs=executor_kwargs,

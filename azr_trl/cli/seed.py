@@ -39,8 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--prompt-format",
         choices=("auto", "chat", "r1"),
-        default="auto",
-        help="auto: chat if the model has a template",
+        default=None,
+        help="default: the format the model was trained with (azr_prompt_format.json), else auto: chat if the model "
+        "has a template",
     )
     parser.add_argument(
         "--require-think",
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
     from azr_trl.executor import ExecutorConfig, make_executor
     from azr_trl.models import resolve_model_path
+    from azr_trl.prompt_format import trained_defaults
     from azr_trl.seeding import generate_seed_tasks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -129,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, ImportError) as err:
         print(f"error: cannot load model {args.model!r}: {err}", file=sys.stderr)
         return 1
-    fmt = args.prompt_format if args.prompt_format != "auto" else ("chat" if has_template else "r1")
-    require_think = args.require_think if args.require_think is not None else fmt == "r1"
+    prompt_format, require_think = trained_defaults(args.model, args.prompt_format, args.require_think)
+    fmt = prompt_format if prompt_format != "auto" else ("chat" if has_template else "r1")
+    require_think = require_think if require_think is not None else fmt == "r1"
     config = ExecutorConfig(timeout=args.timeout, workers=args.workers)
     try:
         with make_executor("local", config) as executor:
