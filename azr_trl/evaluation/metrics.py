@@ -16,9 +16,9 @@ def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
 
     Computed as a running product so that large ``n`` neither overflows nor loses precision.
 
-    We do not use ``evaluate.load("code_eval")``: it fetches its script from the Hub (unreachable offline) and runs
-    the candidate programs in the evaluating process. Here programs run in the project's sandboxed executor and only
-    the correctness counts reach this function, so the estimator is the whole metric and needs no module to load.
+    ``evaluate.load("code_eval")`` fetches its script from the Hub (unreachable offline) and runs the candidate
+    programs in the evaluating process. The project's own `evaluate` module (``azr_trl/evaluation/execution_metric``)
+    runs them in the sandboxed executor and computes its pass@k with this function.
     """
     if k <= 0:
         raise ValueError(f"pass@k needs k >= 1, got k={k}")

@@ -4,7 +4,8 @@
   compares literals without running anything; abduction runs ``f`` on the proposed input in the executor). An answer
   counts as correct only if it is also well formatted, as the solver's reward requires.
 - Code generation builds one test program per candidate (candidate + the benchmark's tests + a small harness) and
-  runs it in the sandboxed executor; nothing the model wrote runs in this process.
+  runs it in the sandboxed executor, through the project's `evaluate` metric (``execution_metric``); nothing the
+  model wrote runs in this process.
 - Math extracts the final answer and grades it with ``math-verify``.
 
 Each scorer returns, per item, one record per sample (``correct`` plus what led to it).
@@ -12,14 +13,21 @@ Each scorer returns, per item, one record per sample (``correct`` plus what led 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .benchmarks import CODE_GENERATION, CODE_REASONING, MATH, Benchmark, CodeGenItem, MathItem, ReasoningItem
 from .math_grading import extract_math_answer, grade_math
 from .prompts import complete_program, extract_code
 
+
+# The `evaluate` module of the execution metric: `evaluate.load(str(EXECUTION_METRIC_DIR))`.
+EXECUTION_METRIC_DIR = Path(__file__).resolve().parent / "execution_metric"
 
 # The harness's entry point: a name a candidate program is unlikely to define itself.
 TEST_ENTRY = "azr_eval_run_tests"
@@ -278,33 +286,95 @@ def build_test_job(item: CodeGenItem, candidate: str):
     )
 
 
-def score_code_generation(
-    items: Sequence[CodeGenItem], completions: Sequence[Sequence[str]], executor: Any
-) -> list[list[SampleRecord]]:
-    """Run every candidate's tests in the executor (one batch); a sample is correct iff the harness returned True."""
-    if executor is None:
-        raise ValueError("Code-generation benchmarks need an executor to run the tests")
-    flat = _flatten(items, completions)
-    programs = [complete_program(item, extract_code(text)) for _, item, text in flat]
-    runnable = [k for k, program in enumerate(programs) if program is not None]
-    jobs = [build_test_job(flat[k][1], programs[k]) for k in runnable]
+def reference_item(reference: str) -> CodeGenItem:
+    """The problem a reference of the execution metric describes: a JSON object with the fields of a `CodeGenItem`
+    (every test style), or plain test code as for ``code_eval`` (run after the candidate; it passes when the code
+    runs to the end without raising)."""
+    text = reference.lstrip()
+    if text.startswith("{"):
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError:
+            fields = None
+        if isinstance(fields, dict) and "test_style" in fields:
+            return CodeGenItem(**{"id": "", "prompt": "", **fields})
+    return CodeGenItem(id="", prompt="", test_style="script", test=reference)
+
+
+def reference_of(item: CodeGenItem) -> str:
+    """``item`` as a reference of the execution metric (JSON; the inverse of :func:`reference_item`)."""
+    fields = {k: v for k, v in dataclasses.asdict(item).items() if k not in ("id", "prompt")}
+    return json.dumps(fields)
+
+
+def execute_candidates(
+    predictions: Sequence[Sequence[str]], references: Sequence[str], executor: Any
+) -> list[list[dict[str, Any]]]:
+    """Run every candidate program with its problem's tests in the sandboxed executor (one batch, each candidate in
+    its own process with its own time limit). Per candidate: ``passed``, ``verdict`` and ``error``."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} prediction lists but {len(references)} references")
+    problems = [reference_item(reference) for reference in references]
+    jobs = [build_test_job(problem, c) for problem, cands in zip(problems, predictions, strict=True) for c in cands]
     results = executor.run(jobs) if jobs else []
     if len(results) != len(jobs):
         raise RuntimeError(f"The executor returned {len(results)} results for {len(jobs)} jobs")
-    by_index = dict(zip(runnable, results, strict=True))
-    records = []
-    for k, (_, _, text) in enumerate(flat):
-        result = by_index.get(k)
-        if result is None:
-            records.append({"completion": text, "program": None, "verdict": "no_code", "correct": False})
-            continue
-        records.append(
+    outcomes = iter(results)
+    return [
+        [
             {
-                "completion": text,
-                "program": programs[k],
+                "passed": bool(result.ok and result.output == "True"),
                 "verdict": str(result.status),
                 "error": (result.error or "")[-500:] or None,
-                "correct": bool(result.ok and result.output == "True"),
             }
-        )
-    return _regroup(len(items), flat, records)
+            for result in (next(outcomes) for _ in cands)
+        ]
+        for cands in predictions
+    ]
+
+
+@functools.lru_cache(maxsize=1)
+def load_execution_metric():
+    """The project's `evaluate` metric (``azr_trl/evaluation/execution_metric``), loaded from the package, offline."""
+    import evaluate
+
+    return evaluate.load(str(EXECUTION_METRIC_DIR))
+
+
+def score_code_generation(
+    items: Sequence[CodeGenItem], completions: Sequence[Sequence[str]], executor: Any
+) -> list[list[SampleRecord]]:
+    """Score every candidate with the execution metric (tests run in the executor, one batch); a sample is correct
+    iff its tests passed. A completion without code is not run."""
+    if executor is None:
+        raise ValueError("Code-generation benchmarks need an executor to run the tests")
+    programs = [
+        [complete_program(item, extract_code(text)) for text in texts]
+        for item, texts in zip(items, completions, strict=True)
+    ]
+    _, results = load_execution_metric().compute(
+        predictions=[[p for p in progs if p is not None] for progs in programs],
+        references=[reference_of(item) for item in items],
+        k=[1],
+        executor=executor,
+    )
+    out = []
+    for i, (texts, progs) in enumerate(zip(completions, programs, strict=True)):
+        ran = iter(outcome for _, outcome in results[i])
+        records = []
+        for text, program in zip(texts, progs, strict=True):
+            if program is None:
+                records.append({"completion": text, "program": None, "verdict": "no_code", "correct": False})
+                continue
+            outcome = next(ran)
+            records.append(
+                {
+                    "completion": text,
+                    "program": program,
+                    "verdict": outcome["verdict"],
+                    "error": outcome["error"],
+                    "correct": outcome["passed"],
+                }
+            )
+        out.append(records)
+    return out

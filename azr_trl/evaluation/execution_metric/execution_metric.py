@@ -1,0 +1,112 @@
+"""azr-trl's execution metric for `evaluate`: pass@k of candidate programs, run in azr-trl's sandboxed executor.
+
+Load it from the installed package, offline::
+
+    import evaluate
+    from azr_trl.evaluation.scoring import EXECUTION_METRIC_DIR
+
+    metric = evaluate.load(str(EXECUTION_METRIC_DIR))
+    pass_at_k, results = metric.compute(predictions=[["def add(a, b):\n    return a + b"]],
+                                        references=["assert add(2, 3) == 5"], k=[1])
+
+It answers like ``code_eval``, but no candidate ever runs in the evaluating process: each one runs in a forked,
+resource-limited sandbox (no network, no file writes, no subprocesses, a CPU and wall-clock limit), so a program that
+loops, crashes or attacks its parent costs only its own score.
+"""
+
+import datasets
+import evaluate
+
+
+_DESCRIPTION = """
+Runs candidate programs against test code in azr-trl's sandboxed executor and reports the unbiased pass@k estimator
+(Chen et al., 2021). A drop-in for `code_eval` without running model-written code in the evaluating process.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: a list of candidate lists, one list of program strings per problem.
+    references: one reference per problem: test code run after the candidate (it passes when the code runs to the end
+        without raising, as in `code_eval`: e.g. asserts, or `def check(f): ...` followed by `check(entry_point)`), or
+        a JSON object with the fields of `azr_trl.evaluation.benchmarks.CodeGenItem` (`test_style` `check`, `script`,
+        `stdin` or `functional`, with `test`, `entry_point`, `starter_code`, `test_cases`).
+    k: the k values of pass@k (default [1, 10, 100]); a k is reported when every problem has at least k candidates.
+    timeout: wall-clock seconds per candidate (default 10).
+    num_workers: candidates in flight at once (default: the CPU count).
+    memory_mb: address-space limit per candidate, in MiB (default 1024).
+    executor: an open azr-trl executor to use instead of a new local one (it is not closed).
+Returns:
+    pass_at_k: {"pass@k": score in [0, 1]} for every reported k.
+    results: {problem index: [(candidate index, {"task_id", "completion_id", "passed", "result", "verdict",
+        "error"}), ...]}, where "verdict" is the executor's (ok, timeout, runtime_error, memory, crashed, ...).
+Examples:
+    >>> metric = evaluate.load(str(EXECUTION_METRIC_DIR))
+    >>> pass_at_k, _ = metric.compute(predictions=[["def f(x):\\n    return x * 2", "def f(x):\\n    while True: pass"]],
+    ...                               references=["assert f(2) == 4"], k=[1, 2], timeout=2)
+    >>> pass_at_k
+    {'pass@1': 0.5, 'pass@2': 1.0}
+"""
+
+_CITATION = """
+@article{chen2021codex,
+    title   = {Evaluating Large Language Models Trained on Code},
+    author  = {Mark Chen and Jerry Tworek and Heewoo Jun and others},
+    year    = {2021},
+    eprint  = {2107.03374},
+    archivePrefix = {arXiv},
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class ExecutionMetric(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            module_type="metric",
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {"predictions": datasets.Sequence(datasets.Value("string")), "references": datasets.Value("string")}
+            ),
+            reference_urls=["https://arxiv.org/abs/2107.03374"],
+        )
+
+    def _compute(
+        self, predictions, references, k=(1, 10, 100), timeout=10.0, num_workers=None, memory_mb=1024, executor=None
+    ):
+        from azr_trl.evaluation.metrics import pass_at_k
+        from azr_trl.evaluation.runner import EvalSettings, make_executor
+        from azr_trl.evaluation.scoring import execute_candidates
+
+        own = executor is None
+        if own:
+            executor = make_executor(EvalSettings(timeout=timeout, workers=num_workers, memory_mb=memory_mb))
+        try:
+            outcomes = execute_candidates(predictions, references, executor)
+        finally:
+            if own:
+                executor.close()
+        results = {
+            task_id: [
+                (
+                    completion_id,
+                    {
+                        "task_id": task_id,
+                        "completion_id": completion_id,
+                        "passed": outcome["passed"],
+                        "result": "passed" if outcome["passed"] else f"failed: {outcome['verdict']}",
+                        "verdict": outcome["verdict"],
+                        "error": outcome["error"],
+                    },
+                )
+                for completion_id, outcome in enumerate(problem)
+            ]
+            for task_id, problem in enumerate(outcomes)
+        }
+        counts = [(len(problem), sum(o["passed"] for o in problem)) for problem in outcomes]
+        scores = {}
+        for value in [k] if isinstance(k, int) else k:
+            if counts and all(n >= value for n, _ in counts):
+                scores[f"pass@{value}"] = sum(pass_at_k(n, c, value) for n, c in counts) / len(counts)
+        return scores, results
