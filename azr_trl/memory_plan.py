@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -328,3 +329,57 @@ def format_plan(args, layout: TrainingLayout, plan: MemoryPlan | None, model_not
     lines += [f"    note: {note}" for note in plan.notes]
     lines += [f"  WARNING: {warning}" for warning in plan.warnings]
     return "\n".join(lines)
+
+
+def plan_run(script_args, training_args, model_args):
+    """The plan of a parsed recipe (script arguments, `AZRConfig`, `ModelConfig`) as text, and its memory estimate
+    (None without a model config, or for a CPU run)."""
+    layout = training_layout(script_args.accelerate_config, script_args.num_training_processes)
+    plan = None
+    if training_args.use_cpu:
+        config, note = None, "use_cpu: no GPU memory plan"
+    else:
+        config, note = _model_config(model_args, training_args)
+    if config is not None:
+        shape = model_shape(config, model_args.lora_r if model_args.use_peft else 0, model_args.lora_target_modules)
+        plan = estimate_memory(
+            shape,
+            training_args,
+            layout,
+            _gpu_memory_gb(script_args),
+            use_peft=model_args.use_peft,
+            load_in_4bit=model_args.load_in_4bit,
+        )
+        note = f"{shape.total_params / 1e9:.2f}B parameters, from the config of {model_args.model_name_or_path}"
+    return format_plan(training_args, layout, plan, note), plan
+
+
+def _model_config(model_args, training_args):
+    """The model's config without its weights: a local folder, the converted default model, or the Hub if reachable."""
+    from transformers import AutoConfig
+
+    from .models import DEFAULT_MODEL_ALIAS, default_model_dir
+
+    name = model_args.model_name_or_path
+    if name == DEFAULT_MODEL_ALIAS:
+        name = str(default_model_dir())
+        if not (Path(name) / "config.json").is_file():
+            return None, "the default model is not converted yet (`azr-trl model-path default`)"
+    try:
+        config = AutoConfig.from_pretrained(
+            name, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+        )
+    except Exception as err:  # offline, gated, no such repo: the plan goes on without memory
+        reason = " ".join(str(err).split())[:160]
+        return None, f"no memory estimate: the config of {name} is not available here ({reason})"
+    return config, ""
+
+
+def _gpu_memory_gb(script_args) -> float:
+    import torch
+
+    if script_args.gpu_memory_gb is not None:
+        return script_args.gpu_memory_gb
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
+    return DEFAULT_GPU_MEMORY_GB

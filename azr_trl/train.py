@@ -526,64 +526,6 @@ def _model_name(training_args: AZRConfig) -> str:
     return Path(training_args.output_dir).name
 
 
-def plan_run(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: ModelConfig):
-    """The run's plan (see `azr_trl.memory_plan`) as text, and its memory estimate (None without a model config)."""
-    from . import memory_plan
-
-    layout = memory_plan.training_layout(script_args.accelerate_config, script_args.num_training_processes)
-    config, note = _model_config(model_args, training_args)
-    plan = None
-    if config is not None and training_args.use_cpu:
-        note = "use_cpu: no GPU memory plan"
-    elif config is not None:
-        shape = memory_plan.model_shape(
-            config, model_args.lora_r if model_args.use_peft else 0, model_args.lora_target_modules
-        )
-        plan = memory_plan.estimate_memory(
-            shape,
-            training_args,
-            layout,
-            _gpu_memory_gb(script_args),
-            use_peft=model_args.use_peft,
-            load_in_4bit=model_args.load_in_4bit,
-        )
-        note = f"{shape.total_params / 1e9:.2f}B parameters, from the config of {model_args.model_name_or_path}"
-    return memory_plan.format_plan(training_args, layout, plan, note), plan
-
-
-def _model_config(model_args: ModelConfig, training_args: AZRConfig):
-    """The model's config without its weights: a local folder, the converted default model, or the Hub if reachable."""
-    from transformers import AutoConfig
-
-    from .models import DEFAULT_MODEL_ALIAS, default_model_dir
-
-    name = model_args.model_name_or_path
-    if name == DEFAULT_MODEL_ALIAS:
-        name = str(default_model_dir())
-        if not (Path(name) / "config.json").is_file():
-            return None, "the default model is not converted yet (`azr-trl model-path default`)"
-    try:
-        config = AutoConfig.from_pretrained(
-            name, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
-        )
-    except Exception as err:  # offline, gated, no such repo: the plan goes on without memory
-        reason = " ".join(str(err).split())[:160]
-        return None, f"no memory estimate: the config of {name} is not available here ({reason})"
-    return config, ""
-
-
-def _gpu_memory_gb(script_args: AZRScriptArguments) -> float:
-    from .memory_plan import DEFAULT_GPU_MEMORY_GB, GIB
-
-    if script_args.gpu_memory_gb is not None:
-        return script_args.gpu_memory_gb
-    if _has_gpu():
-        import torch
-
-        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
-    return DEFAULT_GPU_MEMORY_GB
-
-
 def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.train") -> int:
     """Parse, validate and train; recipe errors become one line on stderr and exit code 2."""
     from .models import DefaultModelUnavailableError
@@ -596,7 +538,9 @@ def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.train") ->
         print(f"error: {err}", file=sys.stderr)
         return 2
     if script_args.dry_run or os.environ.get("RANK", "0") == "0":
-        text, plan = plan_run(script_args, training_args, model_args)
+        from .memory_plan import plan_run
+
+        text, _ = plan_run(script_args, training_args, model_args)
         print(text, flush=True)
         if script_args.dry_run:
             return 0

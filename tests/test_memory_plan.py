@@ -9,8 +9,8 @@ import pytest
 from transformers import LlamaConfig, Qwen2Config, Qwen3Config
 
 from azr_trl import memory_plan
-from azr_trl.memory_plan import GIB, TrainingLayout
-from azr_trl.train import parse_args, plan_run, run
+from azr_trl.memory_plan import GIB, TrainingLayout, plan_run
+from azr_trl.train import parse_args, run
 
 
 ROOT = Path(__file__).resolve().parent.parent
