@@ -182,8 +182,16 @@ def parse_args(
 
 
 def _wants_dry_run(argv: list[str]) -> bool:
-    flags = ("--dry_run", "--dry-run")
-    return any(a in flags or (a.startswith(flags) and a.split("=", 1)[-1].lower() in ("true", "1")) for a in argv)
+    """Whether the command line asks for a dry run (``--dry-run``, ``--dry_run [true]``, ``--dry-run=true``)."""
+    wanted = False
+    for i, arg in enumerate(argv):
+        flag, sep, value = arg.partition("=")
+        if flag not in ("--dry_run", "--dry-run"):
+            continue
+        if not sep:
+            value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else "true"
+        wanted = value.lower() in ("true", "1", "yes")
+    return wanted
 
 
 def _has_gpu() -> bool:

@@ -172,3 +172,11 @@ def test_dry_run_without_a_reachable_config_still_plans_the_step(capsys):
     out = capsys.readouterr().out
     assert "generation calls per step: 3 (vLLM server)" in out and "monte-carlo 1536" in out
     assert "no memory estimate: the config of Qwen/Qwen2.5-7B is not available here" in out
+
+
+def test_dry_run_flag_forms():
+    from azr_trl.train import _wants_dry_run
+
+    assert _wants_dry_run(["--dry-run"]) and _wants_dry_run(["--dry-run", "--max_steps", "1"])
+    assert _wants_dry_run(["--dry_run", "true"]) and _wants_dry_run(["--dry-run=true"])
+    assert not _wants_dry_run(["--dry_run", "false"]) and not _wants_dry_run(["--max_steps", "1"])
