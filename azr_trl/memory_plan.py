@@ -19,6 +19,7 @@ reference programs) unless the engine's length limit is known (colocate).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +129,7 @@ def model_shape(config, lora_r: int = 0, lora_target_modules: Any = None) -> Mod
     import torch
     from transformers import AutoModelForCausalLM
 
-    with torch.device("meta"):
+    with torch.device("meta"), _without_zero3_init():
         model = AutoModelForCausalLM.from_config(config)
     params = {id(p): p.numel() for p in model.parameters()}  # tied weights counted once
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
@@ -147,6 +148,22 @@ def model_shape(config, lora_r: int = 0, lora_target_modules: Any = None) -> Mod
         max_positions=getattr(text, "max_position_embeddings", None),
         lora_params=lora,
     )
+
+
+@contextlib.contextmanager
+def _without_zero3_init():
+    """Build a model without `deepspeed.zero.Init`. Under a ZeRO-3 launch transformers wraps model construction in
+    it, and its collectives would hang or break the other ranks: only the main process plans."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    active = ref() if ref is not None else None
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        if active is not None:
+            hf_deepspeed.set_hf_deepspeed_config(active)
 
 
 def _lora_params(model, r: int, targets: Any) -> int:

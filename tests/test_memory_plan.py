@@ -180,3 +180,20 @@ def test_dry_run_flag_forms():
     assert _wants_dry_run(["--dry-run"]) and _wants_dry_run(["--dry-run", "--max_steps", "1"])
     assert _wants_dry_run(["--dry_run", "true"]) and _wants_dry_run(["--dry-run=true"])
     assert not _wants_dry_run(["--dry_run", "false"]) and not _wants_dry_run(["--max_steps", "1"])
+
+
+def test_planning_under_a_zero3_launch_runs_no_collectives():
+    """Under ZeRO-3, transformers builds models inside `deepspeed.zero.Init` (collectives); only the main process
+    plans, so the plan must build its meta model outside it, and leave the run's DeepSpeed config in place."""
+    from transformers.integrations import HfDeepSpeedConfig
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
+
+    ds_config = HfDeepSpeedConfig({"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 1})
+    try:
+        assert is_deepspeed_zero3_enabled()
+        shape = memory_plan.model_shape(Qwen2Config(**QWEN25_3B))
+        assert shape.total_params == pytest.approx(3.09e9, rel=0.01)
+        assert is_deepspeed_zero3_enabled()
+    finally:
+        unset_hf_deepspeed_config()
+    del ds_config
