@@ -148,22 +148,24 @@ def test_default_model_step_completes_with_a_seed_task_longer_than_its_positions
     config = tiny_config(
         str(tmp_path / "run"),
         max_steps=1,
+        task_types=["deduction", "abduction"],  # the two types whose prompts show the output
         propose_per_type=1,
         solve_per_type=1,
-        per_device_train_batch_size=3,
-        max_completion_length=16,
+        per_device_train_batch_size=2,
+        max_completion_length=8,
         learning_rate=1e-5,
         seed_files=[str(seed_file)],
     )
     trainer = AZRTrainer(
         AutoModelForCausalLM.from_pretrained(default_model_path), args=config, processing_class=tokenizer
     )
-    assert trainer._prompt_token_budget() == 8192 - 16
+    assert trainer._prompt_token_budget() == 8192 - 8
     trainer.train()
     trainer.close()
     (step,) = [row for row in trainer.state.log_history if "loss" in row]
     assert trainer.state.global_step == 1 and math.isfinite(step["loss"])
-    assert step["azr/too_long/references"] > 0 and step["azr/too_long/solve_tasks"] > 0
+    # The long task as a deduction and an abduction reference, and as an abduction solve task.
+    assert step["azr/too_long/references"] == 2 and step["azr/too_long/solve_tasks"] == 1
 
 
 # ---------------------------------------------------------------------------------------------------- chunks
