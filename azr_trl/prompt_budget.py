@@ -106,8 +106,8 @@ def solve_prompt_fits(trainer: AZRTrainer, task: Task) -> bool:
 
 def share_too_long_marks(trainer: AZRTrainer) -> dict[str, float]:
     """Apply every rank's new marks on every rank (buffers stay identical); their counts, summed over ranks."""
-    marks = gather_object(trainer._too_long)
-    trainer._too_long = []
+    marks = gather_object(trainer._too_long_marks)
+    trainer._too_long_marks = []
     for role, task_type, task in marks:
         trainer.buffer.mark_too_long(task, role, task_type)
     return {
@@ -127,7 +127,7 @@ def _fits(trainer: AZRTrainer, length: int) -> bool:
 
 def _skip(trainer: AZRTrainer, task: Task, role: str, task_type: str) -> None:
     if trainer.buffer.mark_too_long(task, role, task_type):
-        trainer._too_long.append((role, task_type, task))
+        trainer._too_long_marks.append((role, task_type, task))
 
 
 def _zero_reference(task_type: str) -> Task:

@@ -136,7 +136,7 @@ class AZRTrainer(GRPOTrainer):
         self._ban_token_ids()
         self.buffer = TaskBuffer(args.task_types, max_size=args.buffer_max_size, seed=args.seed)
         # Tasks this rank found too long for a prompt since the last step: (role, prompt task type, task).
-        self._too_long: list[tuple[str, str, Task]] = []
+        self._too_long_marks: list[tuple[str, str, Task]] = []
         check_prompt_budget(self)
         self._seed_buffer()
         if args.eval_benchmarks:

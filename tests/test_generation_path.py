@@ -95,13 +95,13 @@ def test_references_that_fit_alone_but_not_together_are_dropped_longest_first(tm
     trainer._prompt_budget = two_shortest  # all three together are longer; each one alone fits
     chosen = sample_references(trainer, "deduction", 3, random.Random(0))
     assert sorted(len(t.input) for t in chosen) == [42, 82]
-    assert trainer._too_long == []  # nothing is marked: each fits on its own
+    assert trainer._too_long_marks == []  # nothing is marked: each fits on its own
     # With a budget below every single reference, each one is marked and the zero triplet stands in.
     zero = zero_triplet("deduction")
     trainer._prompt_budget = _prompt_length(trainer, spec.propose_prompt([zero], trainer.prompt_format))
     chosen = sample_references(trainer, "deduction", 3, random.Random(0))
     assert [t.key() for t in chosen] == [zero.key()]
-    assert sorted(len(task.input) for _, _, task in trainer._too_long) == [42, 82, 122]
+    assert sorted(len(task.input) for _, _, task in trainer._too_long_marks) == [42, 82, 122]
     trainer.close()
 
 
