@@ -83,6 +83,18 @@ def test_prompts_over_the_budget_are_skipped_counted_and_never_drawn_again(tmp_p
     assert len(lengths) == trainer.args.rows_per_device and max(lengths) <= trainer._prompt_token_budget()
 
 
+def test_a_valid_proposal_too_long_to_solve_gets_no_monte_carlo_rollouts(tmp_path):
+    tokenizer = make_tiny_tokenizer()
+    trainer = _trainer(tmp_path, tokenizer, make_tiny_model(tokenizer, max_position_embeddings=2600))
+    program = LONG_ROW["program"]
+    long = Task("abduction", program, input="2000", output=repr("x" * 2000))
+    short = Task("abduction", program, input="3", output="'xxx'")
+    rates = trainer._monte_carlo_solve_rates([long, None, short], {"seconds": 0.0})
+    assert rates[0] is None and rates[1] is None and rates[2] in (0.0, 0.5, 1.0)
+    assert [(role, task.input) for role, _, task in trainer._too_long_marks] == [("solve", "2000")]
+    trainer.close()
+
+
 def test_references_that_fit_alone_but_not_together_are_dropped_longest_first(tmp_path):
     trainer = _trainer(tmp_path)
     tasks = [
