@@ -329,8 +329,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=None, help="default: os.cpu_count()")
     parser.add_argument("--max-in-flight", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of the clean workload")
-    parser.add_argument("--loop-repeat", type=int, default=2, help="interleaved runs of the loops workload")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of the clean workload (0: skip)")
+    parser.add_argument("--loop-repeat", type=int, default=2, help="interleaved runs of the loops workload (0: skip)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the python -c baseline")
     parser.add_argument("--skip-reference", action="store_true", help="skip the reference executor")
     args = parser.parse_args()
@@ -357,6 +357,8 @@ def main() -> None:
             return [str(r.status) for r in executor.run(jobs)]
 
         for name, loops, repeat in (("clean", 0.0, args.repeat), ("2% loops", 0.02, args.loop_repeat)):
+            if repeat < 1:
+                continue
             local_rates, local_cpus, ref_rates, ref_cpus = [], [], [], []
             for rep in range(repeat):
                 jobs = make_workload(args.tasks, loops, seed=rep)  # new program texts: no compile-cache hits
