@@ -23,7 +23,7 @@ rollouts are generated and scored, never trained on): at equal generation, GRPO'
 script prints AZR's own additions separately: its step time minus generation, execution waited on, log-probs and
 optimisation.
 
-Usage: ``python benchmarks/bench_step.py [--steps 2] [--tokens 72] [--per-type 2] [--mc 2]``
+Usage: ``python benchmarks/bench_step.py [--steps 2] [--tokens 72] [--per-type 1] [--mc 2]``
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2, help="steps per trainer; the last one is timed")
     parser.add_argument("--tokens", type=int, default=72, help="tokens per completion (forced)")
-    parser.add_argument("--per-type", type=int, default=2, help="propose and solve rows per task type")
+    parser.add_argument("--per-type", type=int, default=1, help="propose and solve rows per task type")
     parser.add_argument("--mc", type=int, default=2, help="Monte-Carlo rollouts per valid proposal")
     args = parser.parse_args()
 
