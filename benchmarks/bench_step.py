@@ -253,7 +253,8 @@ def main() -> None:
     azr_time = last["step_time"]
     print(f"AZR step:  {azr_time:8.2f} s")
     print(
-        f"GRPO step: {grpo_time:8.2f} s  (same prompts, same number of sequences and tokens, trained on all of them)"
+        f"GRPO step: {grpo_time:8.2f} s  (same prompts, same number of sequences and tokens; it trains on all "
+        f"{len(prompts)}, AZR on {len(phases['propose']) + len(phases['solve'])})"
     )
     print(f"ratio AZR/GRPO: {azr_time / grpo_time:.3f}  (target <= 1.15)")
     generation = ", ".join(f"{k.removeprefix('generate_')} {split[k]:.2f}" for k in sorted(split) if "generate" in k)
