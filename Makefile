@@ -7,6 +7,8 @@ TORCH_VERSION ?= 2.13.0
 DEMO_RECIPE ?= recipes/smollm2-135m/cpu_demo.yaml
 DEMO_OUTPUT ?= outputs/smollm2-135m-cpu-demo
 PYTEST_ARGS ?=
+# A checkout of the reference AZR repository: `make bench` then runs its executor side by side (needs the bench extra).
+REFERENCE_DIR ?=
 
 .PHONY: install lint format test test-fast demo bench clean
 
@@ -42,7 +44,7 @@ demo: install
 	$(BIN)/azr-trl report $(DEMO_OUTPUT)
 
 bench: install
-	$(BIN)/python benchmarks/bench_executor.py
+	$(BIN)/python benchmarks/bench_executor.py $(if $(REFERENCE_DIR),--reference-dir $(REFERENCE_DIR))
 	$(BIN)/python benchmarks/bench_step.py
 
 clean:

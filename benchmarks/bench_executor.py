@@ -1,21 +1,25 @@
-"""Throughput of the local sandbox executor on AZR-style validation workloads, against the reference's executor shape
-and a naive baseline.
+"""Throughput of the local sandbox executor on AZR-style validation workloads, side by side with the reference AZR
+executor and a naive baseline.
 
-    python benchmarks/bench_executor.py [--tasks 400] [--timeout 2] [--workers N] [--repeat 3] [--skip-baseline]
-                                        [--skip-reference]
+    python benchmarks/bench_executor.py [--reference-dir DIR] [--tasks 400] [--timeout 2] [--repeat 5]
+                                        [--loop-repeat 2] [--workers N] [--skip-baseline] [--skip-reference]
 
 Two workloads of the same size: "clean" (valid programs, some runtime errors and banned imports, no loops) and
 "loops" (the same with 2% infinite loops). Each runs through:
 
 - ``LocalExecutor``: one forked, locked-down process per program, ``max_in_flight`` at once;
-- a rebuild of the reference AZR executor's shape (``run_reference_style``): one long-lived pebble worker that
-  ``exec``s/``eval``s programs one at a time with no isolation, a SIGALRM timer in the worker, and a pebble timeout
-  that kills and replaces the worker. The issue quotes ~1,200 validations/s on 2 cores for the real one when nothing
-  times out, and ~25/s when 2% of programs loop with a 2 s timeout; this rebuild measures the same shape on this
-  machine;
+- the reference AZR executor. With ``--reference-dir DIR`` (a checkout of the reference repository, fetched by whoever
+  runs the benchmark and never part of this project) it is the real code: ``PythonExecutor.check_all(...,
+  check_determinism=True)`` from ``absolute_zero_reasoner/utils/code_utils/python_executor.py``, with the reference
+  trainer's settings (one pebble worker, ``ast_check``, its banned words), called once per program as its trainer
+  does during validation. It needs pebble, timeout-decorator, regex, python-dateutil, numpy and tqdm:
+  ``pip install -e '.[bench]'``. Without the flag, a rebuild of its shape runs instead (``run_reference_style``), and
+  the output says so;
 - a baseline that starts one ``python -c`` interpreter per program (``workers`` at a time).
 
-Rates are the best of ``--repeat`` runs (each on new program texts); this machine's speed drifts between runs.
+Repetitions are interleaved (executor, reference, executor, reference... on the same fresh program texts each time),
+so both see the same machine; the output gives best and median rates, CPU time per program over every process
+involved, and the ratios. On a shared machine only the ratios of one run mean much.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from azr_trl.executor import ExecJob, ExecutorConfig, make_executor  # noqa: E402
+from azr_trl.executor.types import REFERENCE_BANNED_MODULES  # noqa: E402
 
 
 # Program templates in the style of AZR proposals: helpers, classes, recursion, std-lib imports.
@@ -224,64 +230,167 @@ def run_reference_style(jobs: list[ExecJob], timeout: float) -> list[str]:
     return statuses
 
 
-def _cpu_seconds(template_pid: int) -> float:
-    """CPU seconds used so far by this process, the sandbox template and its reaped children."""
+class RealReference:
+    """The reference AZR executor itself, imported from a checkout of the reference repository."""
+
+    label = "reference AZR executor (real code: PythonExecutor.check_all, 1 pebble worker)"
+
+    def __init__(self, directory: str, timeout: float):
+        module_path = Path(directory, "absolute_zero_reasoner/utils/code_utils/python_executor.py")
+        if not module_path.is_file():
+            raise SystemExit(
+                f"--reference-dir {directory}: no {module_path}; pass a checkout of the reference repository"
+            )
+        sys.path.insert(0, os.path.abspath(directory))
+        try:
+            from absolute_zero_reasoner.utils.code_utils.python_executor import PythonExecutor
+        except ImportError as err:
+            raise SystemExit(
+                f"cannot import the reference executor from {directory} ({err}); it needs pebble, timeout-decorator, "
+                "regex, python-dateutil, numpy and tqdm: pip install -e '.[bench]'"
+            ) from None
+        # The reference trainer's settings (azr_ppo_trainer.yaml): one worker, ast_check on. Its own default timeout
+        # is 10 s; both executors get the benchmark's --timeout here.
+        self.executor = PythonExecutor(timeout_length=timeout, ast_check=True, max_workers=1)
+        self.banned = list(REFERENCE_BANNED_MODULES)
+
+    def run(self, jobs: list[ExecJob]) -> list[str]:
+        statuses = []
+        for job in jobs:
+            valid, _ = self.executor.check_all(
+                code=job.program,
+                inputs=job.input,
+                banned_keywords=self.banned,
+                check_determinism=True,
+                imports=[],
+                check_error=False,
+                banned_keywords_for_errors_and_exceptions=[],
+            )
+            statuses.append("ok" if valid else "rejected")
+        return statuses
+
+    def close(self) -> None:
+        self.executor.cleanup()
+
+
+class RebuiltReference:
+    """``run_reference_style``: the fallback when no checkout of the reference repository is given."""
+
+    label = "reference shape (rebuild: 1 unsandboxed pebble worker, serial; pass --reference-dir for the real code)"
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+
+    def run(self, jobs: list[ExecJob]) -> list[str]:
+        return ["ok" if s == "ok" else "rejected" for s in run_reference_style(jobs, self.timeout)]
+
+    def close(self) -> None:
+        pass
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process (all threads), its reaped children and its live children with their
+    reaped children (the sandbox template and its programs, the reference's pebble worker)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    stat = Path(f"/proc/{template_pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = os.times()
-    return own.user + own.system + sum(int(x) for x in stat[11:15]) / ticks
+    total = own.user + own.system + own.children_user + own.children_system
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            total += sum(int(x) for x in fields[11:15]) / ticks
+    return total
+
+
+def _timed(run, jobs: list[ExecJob]) -> tuple[float, float, list]:
+    """(programs/s, CPU ms per program, statuses) of one run."""
+    cpu, start = _cpu_seconds(), time.perf_counter()
+    statuses = run(jobs)
+    seconds = time.perf_counter() - start
+    return len(jobs) / seconds, (_cpu_seconds() - cpu) / len(jobs) * 1e3, statuses
+
+
+def _summary(rates: list[float], cpus: list[float]) -> str:
+    return (
+        f"best {max(rates):7.1f}/s  median {statistics.median(rates):7.1f}/s  "
+        f"{statistics.median(cpus):.2f} ms CPU/program  (runs: {', '.join(f'{r:.0f}' for r in rates)})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference-dir", default=None, help="checkout of the reference AZR repository (real code)")
     parser.add_argument("--tasks", type=int, default=400)
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=None, help="default: os.cpu_count()")
     parser.add_argument("--max-in-flight", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=3, help="executor runs per workload, each on fresh programs")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of the clean workload (0: skip)")
+    parser.add_argument("--loop-repeat", type=int, default=2, help="interleaved runs of the loops workload (0: skip)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip the python -c baseline")
-    parser.add_argument("--skip-reference", action="store_true", help="skip the reference-style executor")
+    parser.add_argument("--skip-reference", action="store_true", help="skip the reference executor")
     args = parser.parse_args()
     workers = args.workers or os.cpu_count() or 1
     config = ExecutorConfig(timeout=args.timeout, workers=workers)
     print(f"{args.tasks} tasks, timeout {args.timeout} s, {workers} workers, python {sys.version.split()[0]}")
     print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share these cores)")
+    reference = None
+    if not args.skip_reference:
+        reference = (
+            RealReference(args.reference_dir, args.timeout) if args.reference_dir else RebuiltReference(args.timeout)
+        )
+        print(f"reference: {reference.label}")
+        if not args.reference_dir:
+            print("  NOTE: no --reference-dir given: comparing against a rebuild, not the real reference code")
+        reference.run(make_workload(20, 0.0, seed=998))  # warm-up: the pool and its worker start
     with make_executor("local", config, max_in_flight=args.max_in_flight) as executor:
-        print(f"local executor: {executor.max_in_flight} in flight, network namespace: {executor.network_isolated}")
+        print(
+            f"azr-trl local executor: {executor.max_in_flight} in flight, network namespace: {executor.network_isolated}"
+        )
         executor.run(make_workload(50, 0.0, seed=999))  # warm-up
-        for name, loops in (("clean", 0.0), ("2% loops", 0.02)):
-            best, cpu, reference = float("inf"), float("inf"), float("inf")
-            for rep in range(args.repeat):
+
+        def run_local(jobs: list[ExecJob]) -> list[str]:
+            return [str(r.status) for r in executor.run(jobs)]
+
+        for name, loops, repeat in (("clean", 0.0, args.repeat), ("2% loops", 0.02, args.loop_repeat)):
+            if repeat < 1:
+                continue
+            local_rates, local_cpus, ref_rates, ref_cpus = [], [], [], []
+            for rep in range(repeat):
                 jobs = make_workload(args.tasks, loops, seed=rep)  # new program texts: no compile-cache hits
-                cpu_start, start = _cpu_seconds(executor.template_pid), time.perf_counter()
-                results = executor.run(jobs)
-                best = min(best, time.perf_counter() - start)
-                cpu = min(cpu, _cpu_seconds(executor.template_pid) - cpu_start)
-                if not args.skip_reference and (loops == 0.0 or rep == 0):  # loops: 8 x 2 s timeouts, once is enough
-                    start = time.perf_counter()
-                    run_reference_style(jobs, args.timeout)
-                    reference = min(reference, time.perf_counter() - start)
-            verdicts = Counter(str(r.status) for r in results)
-            print(
-                f"[{name:8s}] local executor: {len(jobs) / best:7.1f} programs/s, {cpu / len(jobs) * 1e3:.2f} ms CPU per "
-                f"program (all processes)  {dict(verdicts)}",
-                flush=True,
-            )
-            if not args.skip_reference:
-                print(
-                    f"[{name:8s}] reference-style (1 unsandboxed pebble worker, serial): {len(jobs) / reference:7.1f} "
-                    f"programs/s  -> executor/reference {reference / best:.2f}x",
-                    flush=True,
-                )
+                order = [run_local, reference.run] if reference is not None else [run_local]
+                for run in order if rep % 2 == 0 else order[::-1]:
+                    rate, cpu, statuses = _timed(run, jobs)
+                    if run is run_local:
+                        local_rates.append(rate)
+                        local_cpus.append(cpu)
+                        local_statuses = statuses
+                    else:
+                        ref_rates.append(rate)
+                        ref_cpus.append(cpu)
+                        ref_valid = statuses.count("ok")
+            print(f"[{name}] {len(jobs)} tasks, {repeat} interleaved runs", flush=True)
+            print(f"  azr-trl local: {_summary(local_rates, local_cpus)}")
+            print(f"    verdicts of the last run: {dict(Counter(local_statuses))}")
+            if reference is not None:
+                print(f"  reference:     {_summary(ref_rates, ref_cpus)}")
+                print(f"    valid in the last run: {ref_valid} of {len(jobs)}")
+                best = max(local_rates) / max(ref_rates)
+                median = statistics.median(local_rates) / statistics.median(ref_rates)
+                print(f"  ratio azr-trl/reference: best {best:.2f}x, median {median:.2f}x", flush=True)
             if not args.skip_baseline:
                 start = time.perf_counter()
                 run_baseline(jobs, args.timeout, workers)
-                base = time.perf_counter() - start
+                base = len(jobs) / (time.perf_counter() - start)
                 print(
-                    f"[{name:8s}] python -c baseline: {len(jobs) / base:7.1f} programs/s  -> executor/baseline "
-                    f"{base / best:.1f}x",
-                    flush=True,
+                    f"  python -c per program (1 run): {base:7.1f}/s  -> azr-trl/baseline {max(local_rates) / base:.1f}x"
                 )
+    if reference is not None:
+        reference.close()
 
 
 if __name__ == "__main__":

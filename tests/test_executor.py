@@ -231,6 +231,21 @@ def test_streamed_batch_mixes_chunks_programs_and_rejects(executor):
     assert executor.run([ExecJob("def f(x):\n    return -x", "5")])[0].output == "-5"  # the template kept going
 
 
+def test_identical_jobs_run_once(executor):
+    """Repeated (program, input) jobs in one batch share one run and its result; a different input, entry or number
+    of runs is another job."""
+    program = "def f(x):\n    return [x, id(object()) > 0]\n\ndef g(x):\n    return -x"
+    repeated = ExecJob(program, "3")
+    jobs = [repeated, ExecJob(program, "4"), repeated, ExecJob(program, "3", entry="g"), repeated]
+    jobs.append(ExecJob(program, "3", determinism_runs=1))
+    before = executor.programs_run
+    results = executor.run(jobs)
+    assert [r.output for r in results] == ["[3, True]", "[4, True]", "[3, True]", "-3", "[3, True]", "[3, True]"]
+    assert results[0] is results[2] is results[4]
+    assert executor.programs_run - before == 4
+    assert len(executor.last_pids) == 4  # one process per distinct job
+
+
 def test_banned_modules_are_gone_only_for_checked_programs(executor):
     """The template drops the banned modules it loaded itself (``time``, ``os.path``): a checked program that reaches
     one by import is caught at run time, an unchecked one imports it normally."""

@@ -51,24 +51,29 @@ class Executor(abc.ABC):
         self._program_cache: OrderedDict[tuple[str, bool], ProgramCheck] = OrderedDict()
 
     def run(self, jobs: Sequence[ExecJob], progress: bool = False) -> list[ExecResult]:
-        """Run one batch; results come back in the order of ``jobs``. ``progress`` shows a tqdm bar on stderr."""
-        jobs = list(jobs)
+        """Run one batch; results come back in the order of ``jobs``. ``progress`` shows a tqdm bar on stderr.
+
+        Identical jobs (same program, input, entry function, check and number of runs) run once and share their
+        result: a task's Monte-Carlo rollouts and a batch of solver answers often repeat one. ``programs_run`` counts
+        the programs actually run.
+        """
+        distinct, slots = _distinct(jobs)
         start = time.perf_counter()
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(jobs), desc="executing", unit="prog", leave=False)
+            bar = tqdm(total=len(distinct), desc="executing", unit="prog", leave=False)
         try:
             with self._lock:
-                results = self._run_batch(jobs, bar.update if bar is not None else None)
+                results = self._run_batch(distinct, bar.update if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
         self.last_batch_seconds = time.perf_counter() - start
         self.seconds += self.last_batch_seconds
-        self.programs_run += len(jobs)
-        return results
+        self.programs_run += len(distinct)
+        return [results[slot] for slot in slots]
 
     async def arun(self, jobs: Sequence[ExecJob], progress: bool = False) -> list[ExecResult]:
         """``run`` for async callers (runs in a worker thread; the event loop stays free)."""
@@ -163,6 +168,22 @@ class Executor(abc.ABC):
                 duration=result.duration,
             )
         return result
+
+
+def _distinct(jobs: Sequence[ExecJob]) -> tuple[list[ExecJob], list[int]]:
+    """The distinct jobs of a batch, and for each job the index of its distinct job."""
+    index: dict[ExecJob, int] = {}
+    distinct: list[ExecJob] = []
+    slots: list[int] = []
+    for job in jobs:
+        try:
+            slot = index.setdefault(job, len(distinct))
+        except TypeError:  # a field of the wrong, unhashable type: the job runs alone and gets its own verdict
+            slot = len(distinct)
+        if slot == len(distinct):
+            distinct.append(job)
+        slots.append(slot)
+    return distinct, slots
 
 
 def make_executor(kind: str = "local", config: ExecutorConfig | None = None, **kwargs) -> Executor:
