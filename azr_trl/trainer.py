@@ -109,6 +109,10 @@ class AZRTrainer(GRPOTrainer):
         )
         # Server mode: wait out a server restart or a dropped connection, then push the weights again.
         self._vllm_server_retry = None
+        if self.use_vllm and args.vllm_mode == "colocate":
+            from .vllm_cpu import sync_weights_by_reload_on_cpu
+
+            sync_weights_by_reload_on_cpu(self.vllm_generation)
         if self.use_vllm and args.vllm_mode == "server":
             self._vllm_server_retry = guard_vllm_server(
                 self.vllm_generation, args.vllm_server_retry_seconds, args.vllm_server_retry_max_interval

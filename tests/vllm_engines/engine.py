@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -41,14 +42,14 @@ SEED_ROWS = [
 
 
 def azr_config(output_dir, **overrides) -> AZRConfig:
-    """Small AZR steps on the default model: 2 task types x (1 propose + 1 solve) rows, 32-token completions."""
+    """Small AZR steps on the default model: deduction, 1 propose + 1 solve row, 32-token completions."""
     settings = dict(
         output_dir=str(output_dir),
         max_steps=2,
-        task_types=["deduction", "abduction"],
+        task_types=["deduction"],
         propose_per_type=1,
         solve_per_type=1,
-        per_device_train_batch_size=4,
+        per_device_train_batch_size=2,
         num_references=1,
         mc_rollouts=MC_ROLLOUTS,
         mc_temperature=MC_TEMPERATURE,
@@ -161,22 +162,32 @@ def logprob_gap(model, call: EngineCall, temperature: float, max_sequences: int 
     return sum(gaps) / len(gaps)
 
 
-def check_sampling_settings(calls: list[EngineCall], model, propose_solve_calls: int = 2) -> None:
-    """The first step's calls: propose and solve at TEMPERATURE (one completion per prompt), then the Monte-Carlo
-    rollouts at MC_TEMPERATURE (MC_ROLLOUTS per prompt); every completion within MAX_COMPLETION tokens."""
-    first_step = calls[: propose_solve_calls + 1]
-    for call in calls:
+def monte_carlo_call(trainer, calls: list[EngineCall]) -> EngineCall:
+    """Runs the trainer's Monte-Carlo phase on one buffer task, through the engine; returns the request it made."""
+    task = trainer.buffer.sample_solve("deduction", 1, rng=random.Random(0))[0]
+    before = len(calls)
+    rates = trainer._monte_carlo_solve_rates([task], {"seconds": 0.0})
+    assert len(rates) == 1 and 0.0 <= rates[0] <= 1.0
+    assert len(calls) == before + 1
+    return calls[-1]
+
+
+def check_sampling_settings(step_calls: list[EngineCall], mc_call: EngineCall, model) -> None:
+    """Propose and solve requests at TEMPERATURE, one completion per prompt; the Monte-Carlo request at MC_TEMPERATURE
+    with MC_ROLLOUTS completions for its one task; every completion within MAX_COMPLETION tokens.
+
+    ``model`` holds the weights the engine generated ``step_calls[0]`` and ``mc_call`` with."""
+    for call in [*step_calls, mc_call]:
         assert call.max_tokens == MAX_COMPLETION
         assert all(0 < len(c) <= MAX_COMPLETION for c in call.completions)
         assert len(call.completions) == len(call.prompts) * call.n
-    assert any(len(c) == MAX_COMPLETION for call in calls for c in call.completions)  # the cap is what stops them
-    for call in first_step[:propose_solve_calls]:
-        assert call.temperature == TEMPERATURE
-    mc = first_step[propose_solve_calls]
-    assert mc.temperature == MC_TEMPERATURE
+    assert any(len(c) == MAX_COMPLETION for call in step_calls for c in call.completions)  # the cap stops them
+    assert all(call.temperature == TEMPERATURE and call.n == 1 for call in step_calls)
+    assert mc_call.temperature == MC_TEMPERATURE
+    assert len(mc_call.completions) == MC_ROLLOUTS
     # Checked from the engine's own numbers: its log-probs match the model's at the temperature it was asked for,
     # and not at the other one.
-    for call, used, other in [(first_step[0], TEMPERATURE, MC_TEMPERATURE), (mc, MC_TEMPERATURE, TEMPERATURE)]:
+    for call, used, other in [(step_calls[0], TEMPERATURE, MC_TEMPERATURE), (mc_call, MC_TEMPERATURE, TEMPERATURE)]:
         at_used, at_other = logprob_gap(model, call, used), logprob_gap(model, call, other)
         assert at_used < 0.15 and at_used < at_other / 2, (used, at_used, other, at_other)
 

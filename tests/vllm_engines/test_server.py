@@ -30,6 +30,7 @@ from engine import (
     VLLMServe,
     azr_config,
     check_sampling_settings,
+    monte_carlo_call,
     record_server_calls,
     write_seed_file,
 )
@@ -87,6 +88,8 @@ def test_server_steps_sample_as_configured(tmp_path, server, events, monkeypatch
     log_start = len(server.log())
     trainer = _trainer(server, default_model_path, tmp_path / "out")
     try:
+        mc_call = monte_carlo_call(trainer, calls)
+        step_calls_start = len(calls)
         trainer.train()
     finally:
         trainer.close()
@@ -94,8 +97,9 @@ def test_server_steps_sample_as_configured(tmp_path, server, events, monkeypatch
     assert all(math.isfinite(row["loss"]) for row in trainer.state.log_history if "loss" in row)
     params = len(list(trainer.model.named_parameters()))
     assert events[:2] == ["init_communicator", f"push {params}"]  # TRL's own sync before the first generation
-    check_sampling_settings(calls, AutoModelForCausalLM.from_pretrained(default_model_path))
-    assert [c.n for c in calls[:3]] == [1, 1, MC_ROLLOUTS]
+    step_calls = calls[step_calls_start : step_calls_start + 2]
+    check_sampling_settings(step_calls, mc_call, AutoModelForCausalLM.from_pretrained(default_model_path))
+    assert mc_call.n == MC_ROLLOUTS and len(mc_call.prompts) == 1  # the server samples the rollouts of a prompt
     # The server's own request log shows the settings it received.
     received = re.findall(r"SamplingParams\((.*?)\)", server.log()[log_start:])
     assert len(received) >= len(calls)
@@ -116,9 +120,11 @@ def test_server_step_completes_with_a_reference_longer_than_the_engine_allows(
         tmp_path / "out",
         max_steps=1,
         seed_files=[str(write_seed_file(tmp_path))],
+        task_types=["deduction", "abduction"],
         num_references=2,
         propose_per_type=2,
         solve_per_type=2,
+        per_device_train_batch_size=8,
     )
     try:
         trainer.train()
