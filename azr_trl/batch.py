@@ -76,7 +76,10 @@ def build_training_batch(
         if importance_sampling and sampling_logps is not None:
             sampled = _pad([[math.nan if x is None else x for x in r] for r in sampling_logps], 0.0, "right", trainer)
             batch["sampling_per_token_logps"] = sampled
-            batch["importance_sampling_ratio"] = _importance_sampling_ratio(trainer, old, sampled, completion_mask)
+            ratio, clipped = _importance_sampling_ratio(trainer, old, sampled, completion_mask)
+            batch["importance_sampling_ratio"] = ratio
+            for key, value in _importance_sampling_metrics(trainer, old, sampled, ratio, clipped, completion_mask):
+                trainer._metrics["train"][key].append(value)
         if trainer.beta != 0.0:
             if trainer.ref_model is not None:
                 batch["ref_per_token_logps"] = logps(trainer.ref_model)
@@ -88,15 +91,47 @@ def build_training_batch(
     return batch
 
 
-def _importance_sampling_ratio(trainer, old: torch.Tensor, sampled: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Correction for the mismatch between vLLM's sampling distribution and the training model (TRL's modes)."""
+def _importance_sampling_ratio(
+    trainer, old: torch.Tensor, sampled: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correction for the mismatch between vLLM's sampling distribution and the training model (TRL's modes).
+
+    Returns the ratio, per token (``token_*``: ``(B, T)``) or per sequence (``sequence_*``: ``(B, 1)``), and where
+    it fell outside the clip range (zeroed by the ``*_mask`` modes, clamped by the ``*_truncate`` modes).
+    """
     diff = torch.nan_to_num((old - sampled) * mask, nan=0.0)  # unknown vLLM log-probs: ratio 1
     mode = trainer.vllm_importance_sampling_mode
     if mode.startswith("sequence"):
         diff = diff.sum(dim=-1, keepdim=True)
     ratio = torch.exp(diff)
     low, high = trainer.vllm_importance_sampling_clip_min, trainer.vllm_importance_sampling_clip_max
-    if mode.endswith("truncate"):
-        return torch.clamp(ratio, min=low, max=high)
     outside = (ratio < (-math.inf if low is None else low)) | (ratio > (math.inf if high is None else high))
-    return ratio.masked_fill(outside, 0.0)
+    if mode.endswith("truncate"):
+        return torch.clamp(ratio, min=low, max=high), outside
+    return ratio.masked_fill(outside, 0.0), outside
+
+
+def _importance_sampling_metrics(trainer, old, sampled, ratio, clipped, mask) -> list[tuple[str, float]]:
+    """GRPO's ``sampling/*`` metrics over this step's AZR rows, gathered from all ranks, plus how much the
+    correction removed: ``clipped_fraction`` (ratios outside the clip range, per sequence or per token as the mode
+    works) and ``masked_token_fraction`` (completion tokens whose ratio is zero, so that carry no gradient)."""
+    gather = trainer.accelerator.gather
+    tokens = mask.bool()
+    delta = torch.abs(old - sampled)[tokens]
+    delta = delta[~torch.isnan(delta)]  # tokens vLLM returned no log-prob for are left out, not counted as 0
+    zero = torch.tensor(0.0, device=mask.device)
+    per_sequence = trainer.vllm_importance_sampling_mode.startswith("sequence")
+    values = ratio.flatten() if per_sequence else ratio[tokens]
+    per_unit = clipped.flatten() if per_sequence else clipped[tokens]
+    masked = (ratio.expand_as(mask) == 0) & tokens
+    counts = [per_unit.sum(), per_unit.numel(), masked.sum(), tokens.sum()]
+    counts = gather(torch.tensor([float(c) for c in counts], device=mask.device)).view(-1, 4).sum(dim=0)
+    return [
+        ("sampling/sampling_logp_difference/mean", gather(delta.mean() if delta.numel() else zero).mean().item()),
+        ("sampling/sampling_logp_difference/max", gather(delta.max() if delta.numel() else zero).max().item()),
+        ("sampling/importance_sampling_ratio/min", gather(values.min() if values.numel() else zero).min().item()),
+        ("sampling/importance_sampling_ratio/mean", gather(values.mean() if values.numel() else zero).mean().item()),
+        ("sampling/importance_sampling_ratio/max", gather(values.max() if values.numel() else zero).max().item()),
+        ("sampling/importance_sampling_ratio/clipped_fraction", (counts[0] / counts[1].clamp(min=1)).item()),
+        ("sampling/masked_token_fraction", (counts[2] / counts[3].clamp(min=1)).item()),
+    ]

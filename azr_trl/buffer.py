@@ -25,6 +25,7 @@ from .tasks.task import TASK_TYPES, Task
 STATE_FORMAT = "azr-trl/task-buffer"
 STATE_VERSION = 1
 REFERENCE_STRATEGIES = ("uniform", "recency")
+TOO_LONG_ROLES = ("propose", "solve")  # a task too long to show as a propose-prompt reference / in a solve prompt
 SOLVE_STRATEGIES = ("max_new", "uniform")
 _EXPORT_FIELDS = ("task_type", "program", "input", "output", "inputs", "outputs", "message", "step", "pinned")
 _TRIPLET_FIELDS = ("task_type", "program", "input", "output")
@@ -65,6 +66,8 @@ class TaskBuffer:
         self._output_types: dict[str, Counter] = {t: Counter() for t in self.task_types}
         self._type_names: dict[str, tuple[str, ...]] = {}  # task key -> output type names
         self._value_counts: dict[tuple[str, str], Counter] = {}  # lazily built, dropped on every change
+        # (role, prompt task type) -> keys of tasks whose prompt for that role did not fit the engine's token budget.
+        self._too_long: dict[tuple[str, str], set[str]] = {}
 
     # ------------------------------------------------------------------------------------------------------------------
     # Contents
@@ -189,18 +192,25 @@ class TaskBuffer:
         return random.Random(rng)
 
     def _reference_pool(self, task_type: str) -> list[Task]:
+        """The tasks a ``task_type`` propose prompt may show, minus those marked too long for it."""
+        names = [self._check_type(task_type)]
         if task_type == "induction":
             # Induction prompts show one program from the deduction/abduction buffers.
-            pool = [t for name in ("deduction", "abduction") if name in self._tasks for t in self._tasks[name]]
-            if pool:
-                return pool
-        return self._tasks[self._check_type(task_type)]
+            names = [name for name in ("deduction", "abduction") if name in self._tasks and self._tasks[name]] or names
+        marked = self._too_long.get(("propose", task_type), set())
+        return [
+            task
+            for name in names
+            for task, key in zip(self._tasks[name], self._keys[name], strict=True)
+            if key not in marked
+        ]
 
     def sample_references(self, task_type: str, k: int, rng: RngLike = None, strategy: str = "uniform") -> list[Task]:
         """``k`` distinct reference tasks for a propose prompt (fewer when the pool is smaller).
 
         Deduction/abduction draw from their own buffer; induction draws its program from the deduction and abduction
         buffers together. ``strategy``: ``uniform``, or ``recency`` (weights ``step + 1``, so seeds weigh least).
+        Tasks marked too long for ``task_type`` propose prompts (:meth:`mark_too_long`) are never drawn.
         """
         if strategy not in REFERENCE_STRATEGIES:
             raise ValueError(f"Unknown reference strategy {strategy!r}: use one of {list(REFERENCE_STRATEGIES)}.")
@@ -222,7 +232,8 @@ class TaskBuffer:
 
         ``max_new`` takes tasks added at the latest step first (uniformly, without replacement), then fills from the
         rest of the buffer; ``uniform`` draws from the whole buffer. Draws are without replacement while tasks last,
-        then with replacement, so exactly ``n`` tasks come back.
+        then with replacement, so exactly ``n`` tasks come back. Tasks marked too long for their solve prompt
+        (:meth:`mark_too_long`) are never drawn; when every task is marked, the list is empty.
         """
         if strategy not in SOLVE_STRATEGIES:
             raise ValueError(f"Unknown solver sampling strategy {strategy!r}: use one of {list(SOLVE_STRATEGIES)}.")
@@ -231,12 +242,15 @@ class TaskBuffer:
             raise ValueError(f"The {task_type} buffer is empty: seed it before sampling solver tasks.")
         rng = self._rng(rng)
         n = int(n)
-        first = self._new_indices(task_type) if strategy == "max_new" else []
+        eligible = self._solvable(range(len(pool)), task_type)
+        if not eligible:
+            return []
+        first = self._solvable(self._new_indices(task_type), task_type) if strategy == "max_new" else []
         picks = rng.sample(first, min(n, len(first)))
         chosen = set(picks)
-        rest = [i for i in range(len(pool)) if i not in chosen]
+        rest = [i for i in eligible if i not in chosen]
         picks += rng.sample(rest, min(n - len(picks), len(rest)))
-        picks += rng.choices(range(len(pool)), k=n - len(picks))
+        picks += rng.choices(eligible, k=n - len(picks))
         return [_copy(pool[i]) for i in picks]
 
     def _new_indices(self, task_type: str) -> list[int]:
@@ -249,6 +263,35 @@ class TaskBuffer:
     def new_count(self, task_type: str) -> int:
         """Tasks of ``task_type`` added at the latest step."""
         return len(self._new_indices(self._check_type(task_type)))
+
+    # ------------------------------------------------------------------------------------------------------------------
+    # Tasks too long for a prompt
+
+    def mark_too_long(self, task: Task, role: str, task_type: str) -> bool:
+        """Never pick ``task`` again for ``role`` in ``task_type`` prompts; returns whether it was newly marked.
+
+        ``role`` is ``propose`` (shown as a reference in a ``task_type`` propose prompt) or ``solve`` (its own solve
+        prompt). The mark is kept by task key, so it holds for a task not yet (or no longer) in the buffer, and it is
+        part of :meth:`state_dict`.
+        """
+        if role not in TOO_LONG_ROLES:
+            raise ValueError(f"role must be one of {list(TOO_LONG_ROLES)}, got {role!r}.")
+        keys = self._too_long.setdefault((role, self._check_type(task_type)), set())
+        key = task.key()
+        if key in keys:
+            return False
+        keys.add(key)
+        return True
+
+    def is_too_long(self, task: Task, role: str, task_type: str) -> bool:
+        """Whether :meth:`mark_too_long` excluded ``task`` from ``role`` in ``task_type`` prompts."""
+        return task.key() in self._too_long.get((role, task_type), ())
+
+    def _solvable(self, indices: Iterable[int], task_type: str) -> list[int]:
+        """``indices`` of the ``task_type`` buffer minus the tasks marked too long for their solve prompt."""
+        marked = self._too_long.get(("solve", task_type), set())
+        keys = self._keys[task_type]
+        return [i for i in indices if keys[i] not in marked]
 
     # ------------------------------------------------------------------------------------------------------------------
     # Statistics
@@ -295,7 +338,8 @@ class TaskBuffer:
     # State
 
     def state_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable snapshot: settings, tasks, their keys, the latest step and the sampler RNG state."""
+        """A JSON-serialisable snapshot: settings, tasks, their keys, the latest step, the sampler RNG state and the
+        tasks marked too long for a prompt."""
         version, internal, gauss = self.rng.getstate()
         return {
             "format": STATE_FORMAT,
@@ -307,6 +351,7 @@ class TaskBuffer:
             "rng_state": [version, list(internal), gauss],
             "tasks": {t: [task.to_dict() for task in self._tasks[t]] for t in self.task_types},
             "keys": {t: list(self._keys[t]) for t in self.task_types},
+            "too_long": {f"{role}/{t}": sorted(keys) for (role, t), keys in sorted(self._too_long.items())},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -329,6 +374,9 @@ class TaskBuffer:
             for i, row in enumerate(rows):
                 task = Task.from_dict(row)
                 self._append(t, task, keys[i] if keys and i < len(keys) else task.key())
+        for name, marked in state.get("too_long", {}).items():  # absent in states saved before the marks existed
+            role, _, task_type = name.partition("/")
+            self._too_long[(role, task_type)] = set(marked)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`state_dict` as JSON, atomically (a crash never leaves a half-written file)."""

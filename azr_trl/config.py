@@ -82,6 +82,24 @@ class AZRConfig(GRPOConfig):
         metadata={"help": "Inputs an induction proposal must give; the first half is shown to the solver."},
     )
 
+    # ----- generation -----
+    generation_chunk_size: int = field(
+        default=32,
+        metadata={
+            "help": "Sequences per transformers `generate` call (HF generation only: vLLM batches by itself). It "
+            "bounds the KV cache of one call; the Monte-Carlo rollouts (valid proposals x mc_rollouts) are the "
+            "largest batch. Every rank makes the same number of calls."
+        },
+    )
+    banned_token_ids: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Token ids generation never samples (HF: `suppress_tokens`; vLLM: `logit_bias` -100, the "
+            "strongest bias vLLM accepts). The training script adds the <think>/</think> ids when "
+            "remove_qwen3_think_tokens is set."
+        },
+    )
+
     # ----- prompts and parsing -----
     prompt_format: str = field(
         default="auto",
@@ -309,6 +327,8 @@ class AZRConfig(GRPOConfig):
             )
         if self.executor_timeout <= 0:
             raise ValueError(f"executor_timeout must be positive, got {self.executor_timeout}.")
+        if self.generation_chunk_size < 1:
+            raise ValueError(f"generation_chunk_size must be at least 1, got {self.generation_chunk_size}.")
         if self.buffer_max_size < 1:
             raise ValueError(f"buffer_max_size must be at least 1, got {self.buffer_max_size}.")
         if self.vllm_server_retry_seconds < 0 or self.vllm_server_retry_max_interval <= 0:

@@ -69,8 +69,9 @@ class AZRScriptArguments:
     remove_qwen3_think_tokens: bool = field(
         default=False,
         metadata={
-            "help": "Drop the added <think>/</think> special tokens so they tokenize as plain text. Qwen3 base models "
-            "never trained those embeddings (the AZR reference README's fix)."
+            "help": "Drop the added <think>/</think> special tokens so they tokenize as plain text, and ban their ids "
+            "in generation (banned_token_ids). Qwen3 base models never trained those embeddings (the AZR reference "
+            "README's fix)."
         },
     )
     merge_adapter_on_save: bool = field(
@@ -225,13 +226,18 @@ def _looks_like_path(template: str) -> bool:
 # Model loading
 ################
 def get_tokenizer(model_path: str, script_args: AZRScriptArguments, model_args: ModelConfig, training_args: AZRConfig):
-    """Load the tokenizer, with the recipe's chat template and the optional Qwen3 think-token fix."""
+    """Load the tokenizer, with the recipe's chat template and the optional Qwen3 think-token fix (which also adds
+    the removed token ids to ``training_args.banned_token_ids``)."""
     from transformers import AutoTokenizer
 
     kwargs = {"revision": model_args.model_revision, "trust_remote_code": training_args.trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(model_path, **kwargs)
     if script_args.remove_qwen3_think_tokens:
+        added = tokenizer.get_added_vocab()
         tokenizer = remove_added_tokens(tokenizer, QWEN3_THINK_TOKENS)
+        # The model can still sample their ids; no text maps to them any more, so generation must never emit them.
+        think_ids = [added[t] for t in QWEN3_THINK_TOKENS if t in added]
+        training_args.banned_token_ids = sorted({*training_args.banned_token_ids, *think_ids})
     if script_args.chat_template:
         template = script_args.chat_template
         tokenizer.chat_template = Path(template).read_text() if _looks_like_path(template) else template

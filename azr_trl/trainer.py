@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
-from accelerate.utils import gather_object
+from accelerate.utils import broadcast_object_list, gather_object
 from datasets import Dataset
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
@@ -33,9 +33,17 @@ from .buffer import TaskBuffer
 from .config import AZRConfig
 from .executor import ExecutorConfig, make_executor
 from .intrinsic import compute_intrinsic
+from .prompt_budget import (
+    check_prompt_budget,
+    sample_references,
+    sample_solve_tasks,
+    share_too_long_marks,
+    solve_prompt_fits,
+)
 from .rewards import make_azr_reward_funcs
 from .step_metrics import StepRecord, step_metrics
 from .tasks import get_task_spec, validate_candidates
+from .tasks.task import Task
 from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
 
 
@@ -136,7 +144,11 @@ class AZRTrainer(GRPOTrainer):
             )
             for t in args.task_types
         }
+        self._ban_token_ids()
         self.buffer = TaskBuffer(args.task_types, max_size=args.buffer_max_size, seed=args.seed)
+        # Tasks this rank found too long for a prompt since the last step: (role, prompt task type, task).
+        self._too_long: list[tuple[str, str, Task]] = []
+        check_prompt_budget(self)
         self._seed_buffer()
         if args.eval_benchmarks:
             from .evaluation import AZREvalCallback
@@ -178,11 +190,49 @@ class AZRTrainer(GRPOTrainer):
         prompt_ids, _, _ = self._tokenize_prompts(prompts)
         with self._temperature(temperature):
             try:
-                completion_ids, logprobs = self._generate_single_turn(prompt_ids, None, {}, num_generations)
+                completion_ids, logprobs = self._generate_in_chunks(prompt_ids, num_generations)
             except VLLMServerUnavailableError as error:
                 raise self._checkpoint_before_stop(error) from error
         texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         return prompt_ids, completion_ids, logprobs, texts
+
+    def _generate_in_chunks(self, prompt_ids: list[list[int]], num_generations: int):
+        """GRPO's generation call; on HF generate, in chunks of ``generation_chunk_size`` sequences.
+
+        vLLM batches (and pages its KV cache) by itself, so it gets everything at once. Every rank makes as many HF
+        calls as the rank with the most chunks: under ZeRO-3 entering generation gathers the parameters, a collective.
+        """
+        if self.use_vllm:
+            return self._generate_single_turn(prompt_ids, None, {}, num_generations)
+        size = self.args.generation_chunk_size
+        chunks = [prompt_ids[i : i + size] for i in range(0, len(prompt_ids), size)]
+        calls = len(chunks)
+        if self.accelerator.num_processes > 1:
+            calls = max(gather_object([calls]))
+        completion_ids: list[list[int]] = []
+        for i in range(calls):
+            if i < len(chunks):
+                completion_ids += self._generate_single_turn(chunks[i], None, {}, num_generations)[0]
+            else:
+                # This rank has run out of sequences: one short call keeps it in step; its output is dropped.
+                self._generate_single_turn(prompt_ids[:1] or [[self._tokenizer.pad_token_id]], None, {}, 1)
+        return completion_ids, None
+
+    def _ban_token_ids(self) -> None:
+        """Keep ``banned_token_ids`` out of every completion, in the form the generation backend takes."""
+        banned = sorted(set(self.args.banned_token_ids))
+        if not banned:
+            return
+        if self.use_vllm:
+            # vLLM (server and colocate) takes logit biases by token id and clamps them to [-100, 100].
+            kwargs = self.vllm_generation.generation_kwargs
+            bias = {**(kwargs.get("logit_bias") or {}), **dict.fromkeys(banned, -100.0)}
+            self.vllm_generation.generation_kwargs = {**kwargs, "logit_bias": bias}
+        else:
+            # transformers sets the logits of suppressed tokens to -inf before sampling.
+            suppressed = sorted({*(self.generation_config.suppress_tokens or []), *banned})
+            self.generation_config.suppress_tokens = suppressed
+            self.generation_kwargs["suppress_tokens"] = suppressed
 
     @contextlib.contextmanager
     def _temperature(self, temperature: float | None):
@@ -201,6 +251,29 @@ class AZRTrainer(GRPOTrainer):
         # Derived from (seed, step, rank): ranks draw different prompts, and a resumed run draws what the original
         # would have, with no sampler state to save.
         return random.Random(f"{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}-{purpose}")
+
+    # ------------------------------------------------------------------ prompt token budget
+    def _prompt_token_budget(self) -> int | None:
+        """Most prompt tokens the generation engine takes while leaving room for ``max_completion_length`` more.
+
+        The engine's limit: the vLLM server's own ``max_model_len`` (asked once, by the main process), the colocated
+        engine's ``max_model_len`` (``vllm_max_model_length`` or the model's), or for HF generate the model's
+        maximum positions. None when the model states no limit. Computed once.
+        """
+        if not hasattr(self, "_prompt_budget"):
+            if self.use_vllm and self.vllm_mode == "server":
+                limit = [None]
+                if self.accelerator.is_main_process:
+                    limit = [self.vllm_generation.vllm_client.get_server_info()["model_config"]["max_model_len"]]
+                broadcast_object_list(limit, from_process=0)
+                limit = limit[0]
+            elif self.use_vllm:
+                limit = self.vllm_generation.llm.llm_engine.model_config.max_model_len
+            else:
+                config = self.accelerator.unwrap_model(self.model).config.get_text_config()
+                limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+            self._prompt_budget = None if limit is None else int(limit) - self.max_completion_length
+        return self._prompt_budget
 
     # ------------------------------------------------------------------ one AZR step
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,6 +326,8 @@ class AZRTrainer(GRPOTrainer):
         # 4. Buffer: every rank adds the same valid tasks in rank order.
         new_tasks = gather_object([t for t in valid_tasks if t is not None])
         self.buffer.add(new_tasks, step=step + 1)
+        for key, value in share_too_long_marks(self).items():
+            self._metrics["train"][key].append(value)
 
         # 5. Rows and rewards (propose rows first, then solve rows; the same count on every rank).
         records = [
@@ -308,7 +383,7 @@ class AZRTrainer(GRPOTrainer):
         for task_type in self.args.task_types:
             k = 1 if task_type == "induction" else self.args.num_references
             for _ in range(self.args.propose_per_type):
-                chosen = self.buffer.sample_references(task_type, k, rng, strategy=self.args.reference_sampling)
+                chosen = sample_references(self, task_type, k, rng)
                 refs.append(chosen)
                 prompts.append(self.specs[task_type].propose_prompt(chosen, self.prompt_format))
                 types.append(task_type)
@@ -318,9 +393,7 @@ class AZRTrainer(GRPOTrainer):
         rng = self._rng("solve")
         tasks, prompts, types = [], [], []
         for task_type in self.args.task_types:
-            for task in self.buffer.sample_solve(
-                task_type, self.args.solve_per_type, strategy=self.args.solver_sampling, rng=rng
-            ):
+            for task in sample_solve_tasks(self, task_type, self.args.solve_per_type, rng):
                 tasks.append(task)
                 prompts.append(self.specs[task_type].solve_prompt(task, self.prompt_format))
                 types.append(task_type)
@@ -364,7 +437,8 @@ class AZRTrainer(GRPOTrainer):
     def _monte_carlo_solve_rates(self, valid_tasks, stats) -> list[float | None]:
         """Solve rate of each valid proposal over ``mc_rollouts`` sampled solver rollouts (None for invalid ones)."""
         n = self.args.mc_rollouts
-        local = [i for i, t in enumerate(valid_tasks) if t is not None]
+        # A valid task whose solve prompt is too long gets no rollouts (no solve rate: trivial_task_reward).
+        local = [i for i, t in enumerate(valid_tasks) if t is not None and solve_prompt_fits(self, t)]
         # Every rank must make the same generation calls with the same number of prompts (vLLM server mode gathers
         # them, ZeRO-3 gathers parameters): pad to the largest count with copies of a real prompt.
         most = max(gather_object([len(local)]))
@@ -372,7 +446,7 @@ class AZRTrainer(GRPOTrainer):
         if most == 0:
             return rates
         tasks = [valid_tasks[i] for i in local]
-        filler = tasks[0] if tasks else self.buffer.sample_solve(self.args.task_types[0], 1, rng=self._rng("mc"))[0]
+        filler = tasks[0] if tasks else sample_solve_tasks(self, self.args.task_types[0], 1, self._rng("mc"))[0]
         padded = tasks + [filler] * (most - len(tasks))
         prompts = [self.specs[t.task_type].solve_prompt(t, self.prompt_format) for t in padded for _ in range(n)]
         _, _, _, texts = self._sample(prompts, num_generations=n, temperature=self.args.mc_temperature)

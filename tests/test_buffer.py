@@ -212,3 +212,34 @@ def test_fingerprint_tracks_identical_buffers():
     assert first.fingerprint() == second.fingerprint()
     second.add([replace(zero_triplet("deduction"), input="'other'", output="'other'")], step=1)
     assert first.fingerprint() != second.fingerprint()
+
+
+def test_too_long_marks_exclude_a_task_from_one_role_and_survive_a_reload():
+    buf = _buffer()
+    long, short = _task(1, "abduction", step=0), _task(2, "abduction", step=0)
+    buf.add([long, short], step=0)
+    assert buf.mark_too_long(long, "solve", "abduction")
+    assert not buf.mark_too_long(long, "solve", "abduction")  # already marked
+    solved = {t.key() for t in buf.sample_solve("abduction", 30, rng=1)}
+    assert long.key() not in solved and short.key() in solved
+    # Only that role: the task is still a reference for abduction propose prompts, until marked for them too.
+    assert long.key() in {t.key() for seed in range(20) for t in buf.sample_references("abduction", 2, rng=seed)}
+    buf.mark_too_long(long, "propose", "abduction")
+    assert long.key() not in {t.key() for seed in range(20) for t in buf.sample_references("abduction", 3, rng=seed)}
+    # An induction propose prompt shows the program only: its references are judged apart.
+    assert long.key() in {t.key() for seed in range(40) for t in buf.sample_references("induction", 1, rng=seed)}
+
+    restored = TaskBuffer()
+    restored.load_state_dict(json.loads(json.dumps(buf.state_dict())))
+    assert restored.is_too_long(long, "solve", "abduction") and restored.is_too_long(long, "propose", "abduction")
+    assert not restored.is_too_long(long, "propose", "induction")
+    assert restored.state_dict() == buf.state_dict()
+
+    # Every task of a type marked: nothing to draw (the trainer then falls back to the zero task).
+    for task in buf.tasks("abduction"):
+        buf.mark_too_long(task, "solve", "abduction")
+        buf.mark_too_long(task, "propose", "abduction")
+    assert buf.sample_solve("abduction", 3) == []
+    assert buf.sample_references("abduction", 3) == []
+    with pytest.raises(ValueError, match="role"):
+        buf.mark_too_long(long, "evaluate", "abduction")

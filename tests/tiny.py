@@ -56,7 +56,9 @@ def make_tiny_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def make_tiny_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForCausalLM:
+def make_tiny_model(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 0, max_position_embeddings: int = 4096
+) -> Qwen2ForCausalLM:
     """A freshly initialized 2-layer Qwen2 (hidden 32, 4 heads, 2 KV heads, tied embeddings) for ``tokenizer``."""
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -65,7 +67,7 @@ def make_tiny_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2F
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=4096,
+        max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,

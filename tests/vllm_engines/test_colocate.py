@@ -116,7 +116,6 @@ def test_colocate_steps_sync_weights_and_sample_as_configured(tmp_path, default_
     check_sampling_settings(calls[:2], mc_call, base)
 
 
-@pytest.mark.xfail(reason="needs the prompt token budget (issue 12, fault 1) from branch genpath", strict=False)
 def test_colocate_step_completes_with_a_reference_longer_than_the_engine_allows(tmp_path, default_model_path):
     config = azr_config(
         tmp_path / "out",

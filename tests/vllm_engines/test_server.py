@@ -110,7 +110,6 @@ def test_server_steps_sample_as_configured(tmp_path, server, events, monkeypatch
     }
 
 
-@pytest.mark.xfail(reason="needs the prompt token budget (issue 12, fault 1) from branch genpath", strict=False)
 def test_server_step_completes_with_a_reference_longer_than_the_engine_allows(
     tmp_path, server, events, default_model_path
 ):
