@@ -152,3 +152,60 @@ def test_which_errors_are_retried():
     assert not is_retryable(Exception("Request failed: 400, too long"))
     assert not is_retryable(ValueError("Request failed: 500"))  # only TRL's bare Exception carries a status
     assert not is_retryable(RuntimeError("no weight-transfer engine"))
+
+
+def test_trainer_stops_with_a_resumable_checkpoint_when_the_server_is_gone(tmp_path, monkeypatch):
+    """AZRTrainer in server mode on a tiny model: the stand-in goes away after step 1 for good; the run stops with the
+    server's address and a checkpoint of step 1, which resumes once a server answers again."""
+    import trl.generation.vllm_client as vllm_client
+    import trl.generation.vllm_generation as vllm_generation
+    import trl.trainer.grpo_trainer as grpo_trainer
+    from transformers import TrainerCallback
+
+    from azr_trl import AZRTrainer
+
+    from scripts.tiny_azr_run import length_reward, tiny_config
+
+    for module in (vllm_client, vllm_generation, grpo_trainer):
+        monkeypatch.setattr(module, "is_vllm_available", lambda *a, **k: True, raising=False)
+    monkeypatch.setattr(vllm_client.VLLMClient, "init_communicator", lambda self, device=0: None)
+    monkeypatch.setattr(vllm_client.VLLMClient, "update_named_params", lambda self, metadata, params: list(params))
+    server = VLLMServerStandIn(max_model_len=8192).start()
+
+    class StopServerAfterStep1(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                server.stop()
+
+    def trainer(max_steps):
+        config = tiny_config(
+            str(tmp_path / "out"),
+            max_steps=max_steps,
+            use_vllm=True,
+            vllm_mode="server",
+            vllm_server_base_url=server.base_url,
+            vllm_server_retry_seconds=2,
+            vllm_server_retry_max_interval=0.5,
+        )
+        tokenizer = make_tiny_tokenizer()
+        return AZRTrainer(
+            make_tiny_model(tokenizer), args=config, processing_class=tokenizer, reward_funcs=[length_reward]
+        )
+
+    try:
+        first = trainer(max_steps=3)
+        first.add_callback(StopServerAfterStep1())
+        with pytest.raises(VLLMServerUnavailableError) as stopped:
+            first.train()
+        first.close()
+        checkpoint = tmp_path / "out" / "checkpoint-1"
+        assert f"127.0.0.1:{server.port}" in str(stopped.value) and str(checkpoint) in str(stopped.value)
+        assert (checkpoint / "azr_buffer.json").is_file()
+
+        server.start()
+        resumed = trainer(max_steps=2)
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+        resumed.close()
+        assert resumed.state.global_step == 2
+    finally:
+        server.stop()

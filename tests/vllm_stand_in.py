@@ -40,7 +40,15 @@ class VLLMServerStandIn:
                     "/health": {},
                     "/v1/models": {"data": [{"id": "stand-in"}]},
                     "/get_world_size": {"world_size": 1},
-                    "/server_info": {"weight_transfer_config": {"backend": "nccl"}, "model_config": {}},
+                    "/server_info": {
+                        "vllm_config": {
+                            "weight_transfer_config": {"backend": "nccl"},
+                            "model_config": {
+                                "max_model_len": stand_in.max_model_len,
+                                "logprobs_mode": "processed_logprobs",
+                            },
+                        }
+                    },
                 }
                 path = self.path.split("?")[0]
                 self._reply(200, replies[path]) if path in replies else self._reply(404, {"detail": "Not Found"})
