@@ -44,8 +44,10 @@ $(VLLM_VENV)/.installed: $(VENV)/.installed tests/vllm_engines/setup_env.sh
 	PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) bash tests/vllm_engines/setup_env.sh $(VLLM_VENV) \
 		"$$($(BIN)/python -c 'import transformers; print(transformers.__version__)')"
 
+# One pytest process per engine mode: a colocated engine lives in the test process and holds its memory until exit.
 test-vllm: $(VLLM_VENV)/.installed
-	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines $(PYTEST_ARGS)
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines/test_colocate.py $(PYTEST_ARGS)
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines/test_server.py $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/azr-trl train --config $(DEMO_RECIPE) --output_dir $(DEMO_OUTPUT)

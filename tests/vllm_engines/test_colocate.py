@@ -127,7 +127,7 @@ def test_colocate_step_completes_with_a_reference_longer_than_the_engine_allows(
         num_references=2,
         propose_per_type=2,
         solve_per_type=2,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=2,
     )
     trainer = AZRTrainer(
         AutoModelForCausalLM.from_pretrained(default_model_path),
