@@ -3,7 +3,7 @@ each generation request sent to the engine and what the engine sent back.
 
 The recorders wrap the real call (`LLM.generate` in colocate mode, `VLLMClient.generate` in server mode) and pass it
 through unchanged; the sampling settings are then checked from the engine's own answers (completion counts, lengths,
-and its log-probs, which `processed_logprobs` makes temperature-scaled) and, for the server, its request log.
+and its log-probs, which `processed_logprobs` makes temperature-scaled).
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def free_port() -> int:
 
 
 class VLLMServe:
-    """A `trl vllm-serve` process on the loopback interface, with its log in a file (the engine's request log)."""
+    """A `trl vllm-serve` process on the loopback interface, with its log in a file."""
 
     def __init__(self, model_dir: Path, log_path: Path, port: int | None = None):
         self.model_dir = model_dir
@@ -216,7 +216,6 @@ class VLLMServe:
         command = [
             str(trl), "vllm-serve", "--model", str(self.model_dir), "--host", "127.0.0.1", "--port", str(self.port),
             "--max_model_len", str(MAX_MODEL_LEN), "--enforce_eager", "true",
-            "--enable-log-requests",  # forwarded to `vllm serve`: every request's SamplingParams in the log
         ]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         with open(self.log_path, "a") as log:
