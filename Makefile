@@ -9,8 +9,11 @@ DEMO_OUTPUT ?= outputs/smollm2-135m-cpu-demo
 PYTEST_ARGS ?=
 # A checkout of the reference AZR repository: `make bench` then runs its executor side by side (needs the bench extra).
 REFERENCE_DIR ?=
+# `make test-vllm` runs the real-engine tests (tests/vllm_engines/) in an environment of their own: the project plus the CPU
+# build of vLLM. The main venv never gets vLLM.
+VLLM_VENV ?= .venv-vllm
 
-.PHONY: install lint format test test-fast demo bench clean
+.PHONY: install lint format test test-fast test-vllm demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +42,15 @@ test: lint
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+$(VLLM_VENV)/.installed: $(VENV)/.installed tests/vllm_engines/setup_env.sh
+	PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) bash tests/vllm_engines/setup_env.sh $(VLLM_VENV) \
+		"$$($(BIN)/python -c 'import transformers; print(transformers.__version__)')"
+
+# One pytest process per engine mode: a colocated engine lives in the test process and holds its memory until exit.
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines/test_colocate.py $(PYTEST_ARGS)
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines/test_server.py $(PYTEST_ARGS)
+
 demo: install
 	$(BIN)/azr-trl train --config $(DEMO_RECIPE) --output_dir $(DEMO_OUTPUT)
 	$(BIN)/azr-trl report $(DEMO_OUTPUT)
@@ -48,4 +60,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_step.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -227,6 +227,22 @@ class AZRConfig(GRPOConfig):
         default=None, metadata={"help": "Generation budget per evaluation answer; None: max_completion_length."}
     )
 
+    # ----- vLLM server (vllm_mode="server") -----
+    vllm_server_retry_seconds: float = field(
+        default=900.0,
+        metadata={
+            "help": "How long the trainer waits for a vLLM server that stops answering (connection errors, HTTP 5xx) "
+            "before it stops with a checkpoint; the waits back off up to `vllm_server_retry_max_interval` and are "
+            "logged. After a reconnection the current weights are pushed again before generating (a restarted "
+            "server holds the base weights). With several processes keep `ddp_timeout` above this. 0: stop at the "
+            "first failure."
+        },
+    )
+    vllm_server_retry_max_interval: float = field(
+        default=30.0,
+        metadata={"help": "Longest wait, in seconds, between two attempts to reach the vLLM server."},
+    )
+
     def __post_init__(self):
         self._check_azr_fields()
         self.intrinsic_rewards = _parse_dict(self.intrinsic_rewards, "intrinsic_rewards")
@@ -315,6 +331,11 @@ class AZRConfig(GRPOConfig):
             raise ValueError(f"generation_chunk_size must be at least 1, got {self.generation_chunk_size}.")
         if self.buffer_max_size < 1:
             raise ValueError(f"buffer_max_size must be at least 1, got {self.buffer_max_size}.")
+        if self.vllm_server_retry_seconds < 0 or self.vllm_server_retry_max_interval <= 0:
+            raise ValueError(
+                f"vllm_server_retry_seconds={self.vllm_server_retry_seconds} must be >= 0 and "
+                f"vllm_server_retry_max_interval={self.vllm_server_retry_max_interval} > 0."
+            )
         if self.mc_temperature is not None and self.mc_temperature <= 0:
             raise ValueError(
                 f"mc_temperature={self.mc_temperature}: Monte-Carlo rollouts must be sampled (temperature > 0); "

@@ -45,6 +45,7 @@ from .rewards import make_azr_reward_funcs
 from .step_metrics import StepRecord, step_metrics
 from .tasks import get_task_spec, validate_candidates
 from .tasks.task import Task
+from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
 
 
 BUFFER_FILE = "azr_buffer.json"
@@ -115,6 +116,16 @@ class AZRTrainer(GRPOTrainer):
             optimizers=optimizers,
             peft_config=peft_config,
         )
+        # Server mode: wait out a server restart or a dropped connection, then push the weights again.
+        self._vllm_server_retry = None
+        if self.use_vllm and args.vllm_mode == "colocate":
+            from .vllm_cpu import sync_weights_by_reload_on_cpu
+
+            sync_weights_by_reload_on_cpu(self.vllm_generation)
+        if self.use_vllm and args.vllm_mode == "server":
+            self._vllm_server_retry = guard_vllm_server(
+                self.vllm_generation, args.vllm_server_retry_seconds, args.vllm_server_retry_max_interval
+            )
         self.prompt_format = args.prompt_format
         if self.prompt_format == "auto":
             self.prompt_format = "chat" if getattr(self._tokenizer, "chat_template", None) else "r1"
@@ -190,7 +201,10 @@ class AZRTrainer(GRPOTrainer):
         """Generate through GRPO's backend dispatch. ``prompts`` holds each prompt ``num_generations`` times in a row."""
         prompt_ids, _, _ = self._tokenize_prompts(prompts)
         with self._temperature(temperature):
-            completion_ids, logprobs = self._generate_in_chunks(prompt_ids, num_generations)
+            try:
+                completion_ids, logprobs = self._generate_in_chunks(prompt_ids, num_generations)
+            except VLLMServerUnavailableError as error:
+                raise self._checkpoint_before_stop(error) from error
         texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         return prompt_ids, completion_ids, logprobs, texts
 
@@ -533,6 +547,18 @@ class AZRTrainer(GRPOTrainer):
                 self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             )
             self.buffer.save(os.path.join(folder, BUFFER_FILE))
+
+    def _checkpoint_before_stop(self, error: Exception) -> VLLMServerUnavailableError:
+        """Save a checkpoint of the last completed step before a run stops for good; the error to raise says where."""
+        if self.accelerator.num_processes > 1:
+            # The other processes wait for the main one inside the generation call: a collective save cannot run.
+            return VLLMServerUnavailableError(f"{error} Resume from the last checkpoint written every save_steps.")
+        self._save_checkpoint(self.model_wrapped, trial=None)
+        folder = os.path.join(self._get_output_dir(trial=None), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        return VLLMServerUnavailableError(
+            f"{error} Saved a checkpoint of the last completed step (step {self.state.global_step}) to {folder}; "
+            f"resume with --resume_from_checkpoint {folder}."
+        )
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
