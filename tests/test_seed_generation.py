@@ -154,11 +154,12 @@ def test_patience_stops_a_model_that_proposes_nothing_valid(tmp_path, executor):
 
 
 @pytest.mark.slow
-def test_seed_cli_with_default_model(tmp_path, executor, default_model_path):
+def test_seed_cli_with_default_model(tmp_path, executor, default_model_path, capsys):
     """`azr-trl seed --model default`: a bounded run, twice; whatever is written re-validates and never repeats.
 
     Kept small (one round of 2 proposals x 32 tokens per run, ~15 s each on an idle 2-core machine): the 135M model
-    almost never writes a valid task, so the pre-written row is what makes the resume checks meaningful.
+    almost never writes a valid task, so the pre-written row is what makes the resume checks meaningful. A run that
+    ends short of --num-tasks exits with status 1 and names the verdicts of its proposals.
     """
     from azr_trl.cli.main import main
 
@@ -170,9 +171,13 @@ def test_seed_cli_with_default_model(tmp_path, executor, default_model_path):
         "seed", "--model", "default", "--output", str(out), "--num-tasks", "3", "--batch-size", "2",
         "--max-new-tokens", "32", "--max-rounds", "1", "--num-references", "2", "--no-progress", "--timeout", "3",
     ]  # fmt: skip
-    assert main(args) == 0
+    status = main(args)
     first = _rows(out)
-    assert main(args) == 0  # resume
+    assert status == (0 if len(first) == 3 else 1)
+    if status:
+        err = capsys.readouterr().err
+        assert f"error: Seeding collected {len(first)} of 3 seed tasks" in err and "Proposal verdicts: " in err
+    main(args)  # resume
     rows = _rows(out)
     assert rows[: len(first)] == first and rows[0]["program"] == known.program
     assert len(rows) <= 3
