@@ -133,8 +133,12 @@ def test_two_ranks_seed_one_buffer(tmp_path):
     assert rank0["world_size"] == 2
     assert rank0["fingerprint"] == rank1["fingerprint"] and rank0["buffer"] == rank1["buffer"]
     assert rank0["checksum"] == rank1["checksum"]
-    assert rank0["seeding"] == rank1["seeding"] and len(rank0["seeding"]) == 1
+    assert len(rank0["seeding"]) == len(rank1["seeding"]) == 1
     seeding = rank0["seeding"][0]
+    # Every count is a total over both ranks, so the ranks log the same numbers (their own wall time aside).
+    assert {k: v for k, v in seeding.items() if not k.endswith("/seconds")} == {
+        k: v for k, v in rank1["seeding"][0].items() if not k.endswith("/seconds")
+    }
     assert seeding["azr/seeding/tasks/count"] == 8 and seeding["azr/seeding/induction/count"] == 2
     # Both ranks proposed (2 per round each): rank 1's own programs (x * 4 + k) are among the seeds, and the
     # proposals both ranks made alike were kept once.
