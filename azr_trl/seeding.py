@@ -190,6 +190,9 @@ DEFAULT_SEED_MAX_ROUNDS = 100
 DEFAULT_SEED_PATIENCE = 2
 # Metric prefix of the trainer's seeding phase (one log entry, at step 0).
 SEEDING_METRICS = "azr/seeding"
+# Where the seeding phase writes its seeds in the run directory, and where `azr-trl seed` writes by default.
+SEED_TASKS_FILE = "azr_seed_tasks.jsonl"
+SEED_INDUCTION_FILE = "azr_seed_induction.jsonl"
 
 # prompts -> completions, one per prompt; prompts are chat message lists or r1 strings. On several ranks every rank
 # calls it once per round with the same number of prompts (generation backends gather across ranks).

@@ -16,13 +16,16 @@ from typing import Any
 
 from accelerate.utils import broadcast_object_list, gather_object
 
-from .seeding import SEEDING_METRICS, RankGroup, SeedingError, SeedReport, generate_seed_tasks
+from .seeding import (
+    SEED_INDUCTION_FILE,
+    SEED_TASKS_FILE,
+    SEEDING_METRICS,
+    RankGroup,
+    SeedingError,
+    SeedReport,
+    generate_seed_tasks,
+)
 from .tasks import TaskSpec
-
-
-# In the run directory, in the format `azr-trl seed` writes (valid `seed_files` for another run).
-SEED_TASKS_FILE = "azr_seed_tasks.jsonl"
-SEED_INDUCTION_FILE = "azr_seed_induction.jsonl"
 
 
 def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:

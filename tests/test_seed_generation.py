@@ -96,8 +96,9 @@ def test_collects_dedups_and_resumes(tmp_path, executor):
     assert len(set(_keys(ind_out, executor, "induction"))) == 2
 
     # resume: the existing rows stay first, new ones are appended, nothing is duplicated
+    # (the new proposer repeats the first run's proposals before it reaches new ones: give it the rounds for that)
     report2 = generate_seed_tasks(
-        ScriptedProposer(), executor, out, num_tasks=9, batch_size=4, num_references=3, progress=False
+        ScriptedProposer(), executor, out, num_tasks=9, batch_size=4, num_references=3, patience=5, progress=False
     )
     rows2 = _rows(out)
     assert rows2[:6] == rows and len(rows2) == 9

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from azr_trl.seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE
+from azr_trl.seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,7 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--model", required=True, help="model: 'default' (embedded SmolLM2-135M-Instruct), Hub id or path"
     )
-    parser.add_argument("--output", required=True, help="JSONL file of triplets (program, input, output); appended to")
+    parser.add_argument(
+        "--output",
+        default=SEED_TASKS_FILE,
+        help=f"JSONL file of triplets (program, input, output); appended to (default ./{SEED_TASKS_FILE})",
+    )
     parser.add_argument("--num-tasks", type=int, required=True, help="rows the output should hold at the end")
     parser.add_argument("--induction-output", default=None, help="also collect induction items into this JSONL file")
     parser.add_argument("--num-induction", type=int, default=None, help="rows for --induction-output (default: N)")
