@@ -9,10 +9,38 @@ from typing import Any
 from trl import GRPOConfig
 
 from .executor.types import REFERENCE_BANNED_MODULES
+from .seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
+from .tasks.parsing import ANSWER_EXTRACTIONS
 from .tasks.task import TASK_TYPES
 
 
+# Every known difference between the paper and its reference code, as the values each preset gives the fields left
+# unset (None). A field set explicitly keeps its value whatever the preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "trivial_task_reward": 0.0,  # Eq. 4/6: a task solved always or never has learnability 0
+        "advantage_weighting": "sample",  # Eq. 8: per-sample mean and std per (task type, role)
+        "induction_inputs": "exact",  # the prompt asks for exactly N inputs
+        "reject_duplicate_inputs": True,  # the prompt asks for different inputs
+        "reject_message_leaks": True,  # the prompt forbids copying the program into the message
+        "seed_num_tasks": 0,  # start from the zero triplet
+        "seed_num_induction": 0,
+    },
+    "reference": {
+        "trivial_task_reward": -0.5,  # reward manager: -0.5 for a valid task with solve rate 0 or 1
+        "advantage_weighting": "token",  # verl's masked whitening: token-weighted, Bessel on the token count
+        "induction_inputs": "last_n",  # at least N input blocks; the last N are kept
+        "reject_duplicate_inputs": False,  # not checked
+        "reject_message_leaks": False,  # not checked
+        "seed_num_tasks": 256,  # data_len 64 x seed_batch_factor 4
+        "seed_num_induction": 256,
+    },
+}
+
 _CHOICES: dict[str, tuple[str, ...]] = {
+    "preset": tuple(PRESETS),
+    "answer_extraction": ANSWER_EXTRACTIONS,
+    "induction_inputs": ("exact", "last_n"),
     "prompt_format": ("auto", "chat", "r1"),
     "baseline": ("task_role", "role", "global"),
     "advantage_weighting": ("sample", "token"),
@@ -37,8 +65,15 @@ class AZRConfig(GRPOConfig):
     `steps_per_generation`) are derived so that one optimizer step consumes the whole step. `num_generations` is set
     automatically because AZR samples one completion per prompt; the Monte-Carlo rollouts are `mc_rollouts`.
 
-    Defaults follow the paper; the reference code's variants are one field away (`trivial_task_reward=-0.5`,
-    `advantage_weighting="token"`, `reject_multiple_functions=True`).
+    Defaults follow the paper. `preset="reference"` switches every known difference to what the reference code does
+    (see `PRESETS`: trivial-task reward, token-weighted TRR++ statistics, induction input handling and checks, the
+    seeding sizes); a field set explicitly keeps its value under either preset. `reject_multiple_functions=True` is
+    the reference's Qwen2.5 setting (its Llama and Qwen3 scripts leave it off), so it stays a field of its own.
+
+    Seeding (Algorithm 1): with `seed_num_tasks > 0` and no `seed_files`, the trainer first lets the starting model
+    propose seed triplets (then `seed_num_induction` induction items), validated by the executor and gathered from
+    all ranks, and writes them to `output_dir` (`azr_seed_tasks.jsonl`, `azr_seed_induction.jsonl`); a restart in the
+    same `output_dir` continues from those files and a resumed checkpoint never seeds again.
     """
 
     _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS + ["intrinsic_rewards", "executor_kwargs"]
@@ -47,6 +82,22 @@ class AZRConfig(GRPOConfig):
     lr_scheduler_type: str = field(
         default="constant",
         metadata={"help": "Learning-rate schedule. AZR trains with a constant learning rate (paper)."},
+    )
+
+    # Paper: an entropy bonus of 0.001 (TRL's default is 0.0).
+    entropy_coef: float = field(
+        default=0.001,
+        metadata={"help": "Entropy bonus coefficient (paper and the reference's paper branch: 0.001; its master: 0)."},
+    )
+
+    # ----- paper or reference code -----
+    preset: str = field(
+        default="paper",
+        metadata={
+            "help": "`paper` or `reference` (the reference code's behaviour): the values of trivial_task_reward, "
+            "advantage_weighting, induction_inputs, reject_duplicate_inputs, reject_message_leaks, seed_num_tasks and "
+            "seed_num_induction when they are not set."
+        },
     )
 
     # ----- self-play layout -----
@@ -81,6 +132,26 @@ class AZRConfig(GRPOConfig):
         default=10,
         metadata={"help": "Inputs an induction proposal must give; the first half is shown to the solver."},
     )
+    induction_inputs: str | None = field(
+        default=None,
+        metadata={
+            "help": "`exact`: an induction proposal must give exactly induction_num_inputs inputs (paper); "
+            "`last_n`: at least that many, keeping the last ones (reference). None: from the preset."
+        },
+    )
+    reject_duplicate_inputs: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Reject induction proposals that repeat an input (paper: yes; reference: no). None: preset."
+        },
+    )
+    reject_message_leaks: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Reject induction proposals whose message copies the program (paper: yes; reference: no). None: "
+            "preset."
+        },
+    )
 
     # ----- generation -----
     generation_chunk_size: int = field(
@@ -113,6 +184,14 @@ class AZRConfig(GRPOConfig):
         default=None,
         metadata={"help": "Whether a completion needs a <think> block to be well formatted; None: r1 yes, chat no."},
     )
+    answer_extraction: str = field(
+        default="reference",
+        metadata={
+            "help": "Where a deduction/abduction answer is read: `reference` (the fenced block, else an Output:/Input: "
+            "line, an <output>/<input> tag, 'the output is ...', else the whole <answer> text, as the reference code "
+            "does) or `strict` (the fenced block only; no block is a format error). Monte-Carlo rollouts use the same."
+        },
+    )
     reject_multiple_functions: bool = field(
         default=False,
         metadata={
@@ -131,11 +210,11 @@ class AZRConfig(GRPOConfig):
     invalid_proposal_reward: float = field(
         default=-1.0, metadata={"help": "Proposer reward for a well formatted proposal that fails validation."}
     )
-    trivial_task_reward: float = field(
-        default=0.0,
+    trivial_task_reward: float | None = field(
+        default=None,
         metadata={
             "help": "Proposer reward for a valid task whose Monte-Carlo solve rate is 0 or 1. Paper: 0; reference "
-            "code: -0.5."
+            "code: -0.5. None: from the preset."
         },
     )
     intrinsic_rewards: dict | str | None = field(
@@ -161,10 +240,11 @@ class AZRConfig(GRPOConfig):
             "help": "Advantage baseline groups: `task_role` (TRR++, one per task type and role), `role`, or `global`."
         },
     )
-    advantage_weighting: str = field(
-        default="sample",
+    advantage_weighting: str | None = field(
+        default=None,
         metadata={
-            "help": "Statistics of each baseline group weighted per `sample` (paper) or per `token` (reference code)."
+            "help": "Statistics of each baseline group weighted per `sample` (paper) or per `token` (reference code). "
+            "None: from the preset."
         },
     )
     scale_advantages: bool = field(
@@ -197,6 +277,35 @@ class AZRConfig(GRPOConfig):
             "help": "JSONL seed files (the schema of `azr-trl validate`); every row is re-validated on load. Empty: "
             "seed with the zero triplet."
         },
+    )
+    seed_num_tasks: int | None = field(
+        default=None,
+        metadata={
+            "help": "Seeding phase (Algorithm 1): seed triplets the starting model proposes before step 1, in total over "
+            "all ranks, when no seed_files are given (reference: 256; 0: start from the zero triplet). None: preset."
+        },
+    )
+    seed_num_induction: int | None = field(
+        default=None,
+        metadata={"help": "Induction items proposed after the seed triplets (reference: 256). None: from the preset."},
+    )
+    seed_min_tasks: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training does not start with fewer seed triplets (or induction items) than this. None: "
+            f"min({REFERENCE_SEED_MINIMUM}, target), the reference's minimum."
+        },
+    )
+    seed_max_rounds: int = field(
+        default=DEFAULT_SEED_MAX_ROUNDS,
+        metadata={
+            "help": "Generation rounds the seeding phase may take per seed file (each rank proposes "
+            "propose_per_type tasks per round)."
+        },
+    )
+    seed_patience: int = field(
+        default=DEFAULT_SEED_PATIENCE,
+        metadata={"help": "The seeding phase stops after this many rounds in a row without a new valid task."},
     )
     buffer_max_size: int = field(
         default=16384, metadata={"help": "Tasks kept per task type; the oldest unpinned task is evicted first."}
@@ -244,6 +353,7 @@ class AZRConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        self._apply_preset()
         self._check_azr_fields()
         self.intrinsic_rewards = _parse_dict(self.intrinsic_rewards, "intrinsic_rewards")
         self.executor_kwargs = _parse_dict(self.executor_kwargs, "executor_kwargs")
@@ -280,6 +390,7 @@ class AZRConfig(GRPOConfig):
         # step as one "group" satisfies GRPO's divisibility checks for any world size.
         self.num_generations = max(rows, 2)
         super().__post_init__()
+        self._check_grpo_fields()
         if self.max_steps is None or self.max_steps <= 0:
             raise ValueError("AZR has no dataset to count epochs over: set max_steps (paper: about 500).")
         if self.eval_benchmarks and not self.eval_steps:
@@ -290,6 +401,35 @@ class AZRConfig(GRPOConfig):
             raise ValueError(
                 f"eval_strategy={self.eval_strategy!r}: AZR has no evaluation dataset. Keep eval_strategy='no' and "
                 "evaluate during training with azr_trl.evaluation's callback (or after it with `azr-trl eval`)."
+            )
+
+    @property
+    def seeds_from_model(self) -> bool:
+        """Whether training starts with the seeding phase (seed sizes set and no seed files)."""
+        return not self.seed_files and self.seed_num_tasks > 0
+
+    def _apply_preset(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset={self.preset!r} is not one of {list(PRESETS)}.")
+        for name, value in PRESETS[self.preset].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.seed_min_tasks is None:
+            self.seed_min_tasks = min(REFERENCE_SEED_MINIMUM, self.seed_num_tasks)
+
+    def _check_grpo_fields(self) -> None:
+        """GRPO settings that AZR's step cannot honour."""
+        if self.num_iterations != 1:
+            raise ValueError(
+                f"num_iterations={self.num_iterations}: an AZR step is on-policy (its proposals, Monte-Carlo rollouts "
+                "and buffer update happen once per step, and its sequences are trained on once). Leave num_iterations "
+                "at 1."
+            )
+        if self.scale_rewards != "group":
+            raise ValueError(
+                f"scale_rewards={self.scale_rewards!r}: AZR replaces GRPO's per-prompt advantages with Task-Relative "
+                "REINFORCE++, so GRPO's scale_rewards has no effect. Leave it unset and use scale_advantages "
+                "(divide by the group's std or not) and baseline (task_role, role or global) instead."
             )
 
     @property
@@ -335,6 +475,22 @@ class AZRConfig(GRPOConfig):
             raise ValueError(
                 f"vllm_server_retry_seconds={self.vllm_server_retry_seconds} must be >= 0 and "
                 f"vllm_server_retry_max_interval={self.vllm_server_retry_max_interval} > 0."
+            )
+        for name in ("seed_num_tasks", "seed_num_induction", "seed_min_tasks"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}.")
+        for name in ("seed_max_rounds", "seed_patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.seed_min_tasks > self.seed_num_tasks:
+            raise ValueError(
+                f"seed_min_tasks={self.seed_min_tasks} is more than seed_num_tasks={self.seed_num_tasks}: the seeding "
+                "phase stops at seed_num_tasks."
+            )
+        if self.seed_num_induction > 0 and self.seed_num_tasks == 0 and not self.seed_files:
+            raise ValueError(
+                f"seed_num_induction={self.seed_num_induction} needs seed_num_tasks > 0: induction seeds are proposed "
+                "on the programs of the seed triplets."
             )
         if self.mc_temperature is not None and self.mc_temperature <= 0:
             raise ValueError(

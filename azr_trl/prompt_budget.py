@@ -108,11 +108,13 @@ def share_too_long_marks(trainer: AZRTrainer) -> dict[str, float]:
     """Apply every rank's new marks on every rank (buffers stay identical); their counts, summed over ranks."""
     marks = gather_object(trainer._too_long_marks)
     trainer._too_long_marks = []
+    # Solver tasks are drawn for all ranks at once, so several ranks may mark the same task: count each mark once.
+    distinct = {(role, task_type, task.key()): role for role, task_type, task in marks}
     for role, task_type, task in marks:
         trainer.buffer.mark_too_long(task, role, task_type)
     return {
-        "azr/too_long/references": float(sum(role == "propose" for role, _, _ in marks)),
-        "azr/too_long/solve_tasks": float(sum(role == "solve" for role, _, _ in marks)),
+        "azr/too_long/references": float(sum(role == "propose" for role in distinct.values())),
+        "azr/too_long/solve_tasks": float(sum(role == "solve" for role in distinct.values())),
     }
 
 

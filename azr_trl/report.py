@@ -16,6 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .seeding import SEEDING_METRICS
+
 
 TASK_TYPES = ("deduction", "abduction", "induction")
 ROLES = ("propose", "solve")
@@ -101,8 +103,18 @@ def series(history: list[dict[str, Any]], key: str) -> tuple[list[int], list[flo
 
 
 def azr_entries(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The logged steps that carry AZR metrics (not, e.g., the final train_runtime entry)."""
-    return [entry for entry in history if any(key.startswith("azr/") for key in entry)]
+    """The logged steps that carry AZR step metrics (not the seeding phase, nor e.g. the final train_runtime entry)."""
+    return [
+        entry
+        for entry in history
+        if any(key.startswith("azr/") and not key.startswith(f"{SEEDING_METRICS}/") for key in entry)
+    ]
+
+
+def seeding_entry(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The seeding phase's log entry (``azr/seeding/...`` metrics), if the run had one."""
+    entries = [entry for entry in history if any(key.startswith(f"{SEEDING_METRICS}/") for key in entry)]
+    return entries[-1] if entries else None
 
 
 def present_task_types(history: list[dict[str, Any]]) -> list[str]:
@@ -324,6 +336,41 @@ def _summary_table(history, tasks) -> str:
     return f"<table>{header}{''.join(rows)}</table>"
 
 
+_SEEDING_PHASES = (("tasks", "seed triplets"), ("induction", "induction seeds"))
+
+
+def _seeding_section(history) -> str:
+    """The seeding phase (Algorithm 1) as a table: what each seed file holds, how many rounds and which verdicts."""
+    entry = seeding_entry(history)
+    if entry is None:
+        return (
+            "<p class='missing'>No seeding phase in this run: the buffer started from seed files or the zero "
+            "triplet (or from a checkpoint).</p>"
+        )
+    rows = []
+    for key, title in _SEEDING_PHASES:
+        prefix = f"{SEEDING_METRICS}/{key}/"
+        if f"{prefix}count" not in entry:
+            continue
+        value = {name: entry.get(prefix + name, 0) for name in ("count", "added", "rounds", "proposals")}
+        value.update(valid_rate=entry.get(prefix + "valid_rate", 0.0), seconds=entry.get(prefix + "seconds", 0.0))
+        verdicts = sorted(
+            ((k[len(prefix + "verdict/") :], v) for k, v in entry.items() if k.startswith(prefix + "verdict/")),
+            key=lambda kv: -kv[1],
+        )
+        histogram = ", ".join(f"{html.escape(name)} {int(n)}" for name, n in verdicts) or "–"
+        rows.append(
+            f"<tr><td>{title}</td><td>{int(value['count'])}</td><td>{int(value['added'])}</td>"
+            f"<td>{int(value['rounds'])}</td><td>{int(value['proposals'])}</td><td>{value['valid_rate']:.1%}</td>"
+            f"<td>{value['seconds']:.0f}</td><td>{histogram}</td></tr>"
+        )
+    header = (
+        "<tr><th>seed file</th><th>tasks</th><th>new this run</th><th>rounds</th><th>proposals</th><th>valid</th>"
+        "<th>seconds</th><th>proposal verdicts</th></tr>"
+    )
+    return f"<table>{header}{''.join(rows)}</table>"
+
+
 def _proposal_rows(completions, limit: int = 12) -> list[dict[str, str]]:
     """Proposals from the latest logged steps, valid ones first, for the page's examples table."""
     if completions is None or "role" not in completions.columns:
@@ -380,6 +427,7 @@ def _html_page(run_dir, history, tasks, sections, proposals) -> str:
         f"<h1>AZR run report: {html.escape(run_dir.name)}</h1>"
         f"<p>Run directory: <code>{html.escape(str(run_dir.resolve()))}</code> · logged steps: {steps} · "
         f"task types: {html.escape(', '.join(tasks) or 'none')}</p>"
+        f"<h2>Seeding phase</h2>{_seeding_section(history)}"
         f"<h2>First and last logged step</h2>{_summary_table(history, tasks)}"
         + "".join(sections)
         + f"<h2>Proposed tasks</h2>{examples}</body></html>\n"

@@ -43,7 +43,7 @@ from .prompt_budget import (
 from .prompt_format import model_card_section, save_prompt_format
 from .rewards import make_azr_reward_funcs
 from .step_metrics import StepRecord, step_metrics
-from .tasks import get_task_spec, validate_candidates
+from .tasks import TASK_TYPES, get_task_spec, validate_candidates
 from .tasks.task import Task
 from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
 
@@ -139,21 +139,15 @@ class AZRTrainer(GRPOTrainer):
         )
         # One background thread runs executor batches while the model generates (it never runs two at once).
         self._exec_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="azr-executor")
-        self.specs = {
-            t: get_task_spec(
-                t,
-                num_inputs=args.induction_num_inputs,
-                reject_multiple_functions=args.reject_multiple_functions,
-                banned_modules=tuple(args.banned_modules),
-            )
-            for t in args.task_types
-        }
+        self.specs = {t: _task_spec(args, t) for t in args.task_types}
         self._ban_token_ids()
         self.buffer = TaskBuffer(args.task_types, max_size=args.buffer_max_size, seed=args.seed)
         # Tasks this rank found too long for a prompt since the last step: (role, prompt task type, task).
         self._too_long_marks: list[tuple[str, str, Task]] = []
         check_prompt_budget(self)
         self._seed_buffer()
+        # Seeding phase (Algorithm 1) before the first step, unless a checkpoint's buffer is loaded instead.
+        self._seeding_pending = args.seeds_from_model
         if args.eval_benchmarks:
             from .evaluation import AZREvalCallback
 
@@ -295,6 +289,8 @@ class AZRTrainer(GRPOTrainer):
                 "azr_trl.evaluation's callback or `azr-trl eval`."
             )
         start = time.perf_counter()
+        if self._seeding_pending:
+            self._seeding_phase()
         args, step = self.args, self.state.global_step
         timings: dict[str, float] = defaultdict(float)
         exec_stats = {"seconds": 0.0}
@@ -402,14 +398,25 @@ class AZRTrainer(GRPOTrainer):
         return refs, prompts, types
 
     def _build_solve_prompts(self):
-        rng = self._rng("solve")
         tasks, prompts, types = [], [], []
         for task_type in self.args.task_types:
-            for task in sample_solve_tasks(self, task_type, self.args.solve_per_type, rng):
+            for task in self._draw_solve_tasks(task_type):
                 tasks.append(task)
                 prompts.append(self.specs[task_type].solve_prompt(task, self.prompt_format))
                 types.append(task_type)
         return tasks, prompts, types
+
+    def _draw_solve_tasks(self, task_type: str) -> list:
+        """This rank's slice of one draw of solver tasks for all ranks: distinct tasks while the buffer has them.
+
+        Every rank holds the same buffer and seeds the draw with the same (seed, step, task type), so all ranks draw the
+        same ``solve_per_type * world_size`` tasks and each takes its own slice (paper: 64 distinct tasks per type).
+        """
+        n, world = self.args.solve_per_type, self.accelerator.num_processes
+        rng = random.Random(f"{self.args.seed}-{self.state.global_step}-solve-{task_type}")
+        drawn = sample_solve_tasks(self, task_type, n * world, rng)  # tasks whose solve prompt fits
+        rank = self.accelerator.process_index
+        return drawn[rank * n : (rank + 1) * n]
 
     def _validate(self, proposals, types, stats):
         """One executor batch for every candidate of this rank: (valid task or None, verdict) per proposal.
@@ -498,6 +505,14 @@ class AZRTrainer(GRPOTrainer):
     def _submit(self, fn, *fn_args):
         return self._exec_thread.submit(fn, *fn_args)
 
+    # ------------------------------------------------------------------ seeding phase (Algorithm 1)
+    def _seeding_phase(self) -> None:
+        """The starting model proposes the seed tasks on every rank before the first step (see azr_trl.seeding_phase)."""
+        from .seeding_phase import run_seeding_phase
+
+        self._seeding_pending = False
+        run_seeding_phase(self, {t: self.specs.get(t) or _task_spec(self.args, t) for t in TASK_TYPES})
+
     # ------------------------------------------------------------------ logging
     def _log_step(self, records, rewards, rewards_per_func, advantages, prompts, completions, timings, exec_stats):
         metrics = self._metrics["train"]
@@ -574,11 +589,31 @@ class AZRTrainer(GRPOTrainer):
             )
         with open(path) as f:
             self.buffer.load_state_dict(json.load(f))
+        self._seeding_pending = False  # the checkpoint's buffer already holds the seeds
 
     def close(self) -> None:
         """Stop the executor's processes and threads."""
         self._exec_thread.shutdown(wait=True)
         self.executor.close()
+
+
+def _task_spec(args: AZRConfig, task_type: str):
+    """The task spec of ``task_type`` with the config's parsing options."""
+    options = {}
+    if task_type == "induction":
+        options = {
+            "inputs_rule": args.induction_inputs,
+            "reject_duplicate_inputs": args.reject_duplicate_inputs,
+            "reject_message_leaks": args.reject_message_leaks,
+        }
+    return get_task_spec(
+        task_type,
+        num_inputs=args.induction_num_inputs,
+        reject_multiple_functions=args.reject_multiple_functions,
+        banned_modules=tuple(args.banned_modules),
+        answer_extraction=args.answer_extraction,
+        **options,
+    )
 
 
 def _executor_config(args: AZRConfig) -> ExecutorConfig:

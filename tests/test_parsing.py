@@ -71,7 +71,7 @@ def test_induction_proposal_fixtures(case):
 
 @pytest.mark.parametrize("case", SOLVE_CASES, ids=[c["name"] for c in SOLVE_CASES])
 def test_solver_answer_fixtures(case):
-    spec = get_task_spec(case["task_type"])
+    spec = get_task_spec(case["task_type"], answer_extraction=case.get("extraction", "reference"))
     answer = spec.parse_answer(case["completion"], require_think=case["require_think"])
     expect = case["expect"]
     assert answer.format_ok is expect["format_ok"], answer
@@ -199,3 +199,49 @@ def test_input_shape_is_stable_across_processes():
     }
     assert len(keys) == 1
     assert input_shape("{'b', 'a'}, (1,), {}, set()") == "({'a', 'b'}, (1,), {}, set())"
+
+
+# ----- answer extraction: reference (default) vs strict -----
+
+EXTRACTION = _load("solve_extraction.yaml")
+
+
+@pytest.fixture(scope="module")
+def executor():
+    from azr_trl.executor import ExecutorConfig, make_executor
+
+    ex = make_executor("local", ExecutorConfig(timeout=3.0, workers=2))
+    yield ex
+    ex.close()
+
+
+@pytest.mark.parametrize("extraction", ["reference", "strict"])
+@pytest.mark.parametrize("case", EXTRACTION["cases"], ids=[c["name"] for c in EXTRACTION["cases"]])
+def test_answer_extraction_table(case, extraction, executor):
+    """Each completion parsed and graded under both extractions: the answer found, the format verdict, the reward."""
+    from azr_trl.rewards import RewardSettings, solver_reward
+
+    task_type = case["task_type"]
+    spec = get_task_spec(task_type, num_inputs=4, answer_extraction=extraction)
+    task = Task(task_type, **EXTRACTION["tasks"][task_type])
+    answer = spec.parse_answer(case["completion"], require_think=case["require_think"])
+    expect = case[extraction]
+    assert answer.format_ok is expect["format_ok"], answer
+    if "answer" in expect:
+        assert answer.answer == expect["answer"]
+    correct = spec.verify(executor, [task], [answer])[0]
+    assert solver_reward(answer.format_ok, correct, RewardSettings()) == expect["reward"]
+
+
+def test_answer_extraction_table_covers_every_task_type():
+    cases = EXTRACTION["cases"]
+    for task_type in ("deduction", "abduction", "induction"):
+        assert sum(c["task_type"] == task_type for c in cases) >= 15, task_type
+    # The extractions differ only for deduction/abduction: unfenced but formatted answers are graded, not -1.
+    differ = {c["task_type"] for c in cases if c["reference"]["reward"] != c["strict"]["reward"]}
+    assert differ == {"deduction", "abduction"}
+
+
+def test_extraction_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="answer_extraction"):
+        get_task_spec("deduction", answer_extraction="loose")

@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Any
 
+from azr_trl.seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``seed`` subcommand."""
@@ -18,13 +20,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "valid tasks arrive), validate them in the sandboxed executor, and append the valid, distinct ones to "
             "--output until it holds --num-tasks rows. An existing output is re-validated and continued, so an "
             "interrupted run resumes. With --induction-output, induction items (N inputs + a message for one "
-            "collected program) follow. The files are valid `seed_files` for training."
+            "collected program) follow. The files are valid `seed_files` for training. A file that does not reach its "
+            "size within --max-rounds rounds, or after --patience rounds in a row without a new task, ends the run "
+            "with exit status 1 and the verdicts of the proposals."
         ),
     )
     parser.add_argument(
         "--model", required=True, help="model: 'default' (embedded SmolLM2-135M-Instruct), Hub id or path"
     )
-    parser.add_argument("--output", required=True, help="JSONL file of triplets (program, input, output); appended to")
+    parser.add_argument(
+        "--output",
+        default=SEED_TASKS_FILE,
+        help=f"JSONL file of triplets (program, input, output); appended to (default ./{SEED_TASKS_FILE})",
+    )
     parser.add_argument("--num-tasks", type=int, required=True, help="rows the output should hold at the end")
     parser.add_argument("--induction-output", default=None, help="also collect induction items into this JSONL file")
     parser.add_argument("--num-induction", type=int, default=None, help="rows for --induction-output (default: N)")
@@ -35,7 +43,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0: off)")
     parser.add_argument("--num-references", type=int, default=6, help="K reference tasks per prompt (default 6)")
     parser.add_argument("--num-inputs", type=int, default=10, help="inputs per induction item (default 10)")
-    parser.add_argument("--max-rounds", type=int, default=None, help="stop after this many rounds per file")
+    parser.add_argument(
+        "--max-rounds",
+        type=int,
+        default=DEFAULT_SEED_MAX_ROUNDS,
+        help=f"stop after this many rounds per file (default {DEFAULT_SEED_MAX_ROUNDS})",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULT_SEED_PATIENCE,
+        help=f"stop after this many rounds in a row without a new valid task (default {DEFAULT_SEED_PATIENCE})",
+    )
     parser.add_argument(
         "--prompt-format",
         choices=("auto", "chat", "r1"),
@@ -120,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from azr_trl.seeding import generate_seed_tasks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for name in ("num_tasks", "batch_size", "num_references", "max_new_tokens"):
+    for name in ("num_tasks", "batch_size", "num_references", "max_new_tokens", "max_rounds", "patience"):
         if getattr(args, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 1
@@ -148,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 num_references=args.num_references,
                 num_inputs=args.num_inputs,
                 max_rounds=args.max_rounds,
+                patience=args.patience,
                 fmt=fmt,
                 require_think=require_think,
                 seed=args.seed,
@@ -156,9 +176,15 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    summary = f"{args.output}: {report.triplets} tasks (+{report.triplets_added})"
-    if args.induction_output:
-        summary += f"; {args.induction_output}: {report.induction} induction items (+{report.induction_added})"
-    top = ", ".join(f"{k} {v}" for k, v in report.verdicts.most_common(6))
-    print(f"{summary}; {report.proposals} proposals ({top})", file=sys.stderr)
+    for phase in report.phases:
+        print(
+            f"{phase.path}: {phase.count} {phase.name} (+{phase.added}) in {phase.rounds} rounds, {phase.proposals} "
+            f"proposals ({phase.histogram(6)})",
+            file=sys.stderr,
+        )
+    for phase in report.phases:
+        problem = phase.shortfall(phase.target)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
     return 0

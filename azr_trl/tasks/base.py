@@ -9,7 +9,7 @@ from typing import Any
 
 from azr_trl.executor.types import REFERENCE_BANNED_MODULES, ExecJob, ExecResult
 
-from .parsing import Block, ProgramOptions, fenced_blocks, read_envelope
+from .parsing import ANSWER_EXTRACTIONS, Block, ProgramOptions, fenced_blocks, read_envelope
 from .task import Task
 
 
@@ -60,6 +60,9 @@ class TaskSpec(abc.ABC):
         rename_entry: ``"last"``/``"first"`` top-level function renamed to ``f`` when there is no ``f``; ``None``
             rejects such programs.
         strip_top_level_code: drop example calls/prints and ``__main__`` blocks from proposed programs.
+        answer_extraction: how a deduction/abduction solver answer is found inside ``<answer>``: ``"reference"`` (the
+            fenced block, then the reference code's fallbacks) or ``"strict"`` (the fenced block only). See
+            :func:`~azr_trl.tasks.parsing.extract_answer_value`.
     """
 
     task_type: str = ""
@@ -71,7 +74,11 @@ class TaskSpec(abc.ABC):
         banned_modules: Sequence[str] = REFERENCE_BANNED_MODULES,
         rename_entry: str | None = "last",
         strip_top_level_code: bool = True,
+        answer_extraction: str = "reference",
     ):
+        if answer_extraction not in ANSWER_EXTRACTIONS:
+            raise ValueError(f"answer_extraction={answer_extraction!r}: use one of {list(ANSWER_EXTRACTIONS)}.")
+        self.answer_extraction = answer_extraction
         if rename_entry not in ("last", "first", None):
             raise ValueError(f"rename_entry={rename_entry!r}: use 'last', 'first' or None.")
         if num_inputs < 2:

@@ -34,10 +34,35 @@ def _leaks_program(message: str, program: str) -> bool:
     return any("".join(line.split()) in squeeze for line in def_lines)
 
 
+INPUT_RULES: tuple[str, ...] = ("exact", "last_n")
+
+
 class InductionSpec(TaskSpec):
-    """Induction: the solver sees half of the input/output pairs and a message, and writes ``f``."""
+    """Induction: the solver sees half of the input/output pairs and a message, and writes ``f``.
+
+    Args (besides :class:`TaskSpec`'s):
+        inputs_rule: ``"exact"``: a proposal must give exactly ``num_inputs`` input blocks (paper); ``"last_n"``: at
+            least ``num_inputs``, of which the last ``num_inputs`` are kept (reference code).
+        reject_duplicate_inputs: reject a proposal that repeats an input (paper prompt; the reference does not check).
+        reject_message_leaks: reject a message that copies the program (paper prompt; the reference does not check).
+    """
 
     task_type = "induction"
+
+    def __init__(
+        self,
+        *args: Any,
+        inputs_rule: str = "exact",
+        reject_duplicate_inputs: bool = True,
+        reject_message_leaks: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        if inputs_rule not in INPUT_RULES:
+            raise ValueError(f"inputs_rule={inputs_rule!r}: use one of {list(INPUT_RULES)}.")
+        self.inputs_rule = inputs_rule
+        self.reject_duplicate_inputs = reject_duplicate_inputs
+        self.reject_message_leaks = reject_message_leaks
 
     # ----- propose -----
     def propose_prompt(self, references: Sequence[Task], fmt: str) -> Prompt:
@@ -96,18 +121,21 @@ class InductionSpec(TaskSpec):
             return Proposal(False, "missing_input")
         if not messages or not messages[0].body.strip():
             return Proposal(False, "missing_message")
-        if len(input_blocks) != self.num_inputs:
+        if len(input_blocks) < self.num_inputs or (
+            self.inputs_rule == "exact" and len(input_blocks) > self.num_inputs
+        ):
             return Proposal(format_ok, "wrong_input_count")
+        input_blocks = input_blocks[-self.num_inputs :]
         inputs: list[str] = []
         for block in input_blocks:
             src, error = prepare_input(block.body)
             if src is None:
                 return Proposal(format_ok, error)
             inputs.append(src)
-        if len({input_shape(src) for src in inputs}) != len(inputs):
+        if self.reject_duplicate_inputs and len({input_shape(src) for src in inputs}) != len(inputs):
             return Proposal(format_ok, "duplicate_inputs")
         message = messages[0].body.strip()
-        if _leaks_program(message, program):
+        if self.reject_message_leaks and _leaks_program(message, program):
             return Proposal(format_ok, "message_leaks_program")
         return Proposal(format_ok, None, Task(task_type="induction", program=program, inputs=inputs, message=message))
 

@@ -127,6 +127,53 @@ def code_blocks(blocks: list[Block]) -> list[Block]:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Solver answers (deduction / abduction)
+
+ANSWER_EXTRACTIONS: tuple[str, ...] = ("reference", "strict")
+
+_FIELD_LINE = {
+    kind: re.compile(rf"(?im)^[ \t]*(?:#+[ \t]*)?{kind}[ \t]*:[ \t]*(.*?)(?=\n[ \t]*\n|\n```|\Z)", re.DOTALL)
+    for kind in ("input", "output")
+}
+_FIELD_TAG = {kind: re.compile(rf"(?is)<{kind}>\s*(.*?)\s*(?:</{kind}>|\Z)") for kind in ("input", "output")}
+_FIELD_PHRASE = {kind: re.compile(rf"(?im)\bthe {kind} is\b[ \t]*:?(.*)$") for kind in ("input", "output")}
+
+
+def _clean_inline(text: str) -> str:
+    """Strip the decoration around a value written in prose: spaces, one pair of backticks, a final period."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "`":
+        text = text.strip("`").strip()
+    if text.endswith(".") and not text.endswith(".."):
+        text = text[:-1].rstrip()
+    return text
+
+
+def extract_answer_value(answer: str, kind: str, extraction: str = "reference") -> str | None:
+    """The ``input`` or ``output`` value inside the text of an ``<answer>``, or None when there is none.
+
+    ``strict``: the last fenced block tagged ``kind`` only. ``reference`` (the reference code's solver parser, the
+    default): the last such block; else an ``Input:``/``Output:`` line (``#`` optional, up to a blank line or a
+    fence); else an ``<input>``/``<output>`` tag; else "the input/output is ...", the last one in the text; else the
+    whole answer text. In ``reference`` mode a well formatted answer therefore always yields a value to grade.
+    """
+    if kind not in ("input", "output"):
+        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}.")
+    if extraction not in ANSWER_EXTRACTIONS:
+        raise ValueError(f"Unknown answer extraction {extraction!r}: use one of {list(ANSWER_EXTRACTIONS)}.")
+    blocks = blocks_with_tag(fenced_blocks(answer), kind)
+    if blocks:
+        return blocks[-1].body.strip()
+    if extraction == "strict":
+        return None
+    for pattern in (_FIELD_LINE[kind], _FIELD_TAG[kind], _FIELD_PHRASE[kind]):
+        matches = [m.group(1) for m in pattern.finditer(answer) if _clean_inline(m.group(1))]
+        if matches:
+            return _clean_inline(matches[-1])
+    return answer.strip()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Programs
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from azr_trl.executor.types import ExecJob, ExecResult
 
 from .base import Prompt, Proposal, SolverAnswer, TaskSpec
-from .parsing import blocks_with_tag, code_blocks, prepare_input, prepare_program
+from .parsing import blocks_with_tag, code_blocks, extract_answer_value, prepare_input, prepare_program, read_envelope
 from .prompts import banned_words_line, fence, program_requirements, render, snippet
 from .task import Task
 
@@ -140,12 +140,13 @@ class DeductionSpec(_TripletSpec):
         return render(content, fmt)
 
     def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        format_ok, error, blocks = self._answer_blocks(completion, require_think)
-        outputs = blocks_with_tag(blocks, "output")
-        answer = outputs[-1].body.strip() if outputs else None
-        if format_ok and answer is None:
+        envelope = read_envelope(completion, require_think)
+        answer = None
+        if envelope.answer is not None:
+            answer = extract_answer_value(envelope.answer, "output", self.answer_extraction)
+        if envelope.format_ok and answer is None:
             return SolverAnswer(False, None, "missing_output")
-        return SolverAnswer(format_ok, answer, error)
+        return SolverAnswer(envelope.format_ok, answer, envelope.error)
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
         from azr_trl.executor import verify_deduction
@@ -184,13 +185,15 @@ class AbductionSpec(_TripletSpec):
         return render(content, fmt)
 
     def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        format_ok, error, blocks = self._answer_blocks(completion, require_think)
-        inputs = blocks_with_tag(blocks, "input")
-        if not inputs:
-            return SolverAnswer(False, None, error or "missing_input")
+        envelope = read_envelope(completion, require_think)
+        text = None
+        if envelope.answer is not None:
+            text = extract_answer_value(envelope.answer, "input", self.answer_extraction)
+        if text is None:
+            return SolverAnswer(False, None, envelope.error or "missing_input")
         # An answer that is not a literal argument list stays as written: it is well formatted, just wrong.
-        src, _ = prepare_input(inputs[-1].body)
-        return SolverAnswer(format_ok, src if src is not None else inputs[-1].body.strip(), error)
+        src, _ = prepare_input(text)
+        return SolverAnswer(envelope.format_ok, src if src is not None else text.strip(), envelope.error)
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
         from azr_trl.executor import verify_abduction

@@ -1,0 +1,118 @@
+"""The seeding phase of training (Algorithm 1): the starting model proposes the seed tasks before the first step.
+
+It runs ``azr-trl seed``'s round loop and stop rule (:func:`azr_trl.seeding.generate_seed_tasks`) through the
+trainer's own generation backend (HF generate, vLLM server or colocate) and executor, on every rank: each rank
+proposes its share of every round, the valid tasks of all ranks are gathered in rank order, and every rank ends with
+the same seeds. The main process appends each accepted task to the run directory at once, so a restart in the same
+``output_dir`` continues from those files instead of seeding again; a resumed checkpoint brings its own buffer and
+skips the phase.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from accelerate.utils import broadcast_object_list, gather_object
+
+from .seeding import (
+    SEED_INDUCTION_FILE,
+    SEED_TASKS_FILE,
+    SEEDING_METRICS,
+    RankGroup,
+    SeedingError,
+    SeedReport,
+    generate_seed_tasks,
+)
+from .tasks import TaskSpec
+
+
+def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:
+    """Collect the seed tasks with ``trainer``'s model and add them to its buffer as pinned step-0 seeds.
+
+    ``specs`` holds a spec for every task type (the trainer's parsing options). Raises :class:`SeedingError`, after
+    logging the phase, when fewer than ``seed_min_tasks`` triplets (or induction items) were collected.
+    """
+    args = trainer.args
+    accelerator = trainer.accelerator
+    ranks = RankGroup(
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        gather=lambda obj: gather_object([obj]),
+        broadcast=lambda obj: broadcast_object_list([obj])[0],
+    )
+    with_induction = "induction" in args.task_types and args.seed_num_induction > 0
+    report = generate_seed_tasks(
+        lambda prompts: trainer._sample(prompts)[3],
+        trainer.executor,
+        os.path.join(args.output_dir, SEED_TASKS_FILE),
+        args.seed_num_tasks,
+        induction_output=os.path.join(args.output_dir, SEED_INDUCTION_FILE) if with_induction else None,
+        num_induction=args.seed_num_induction,
+        batch_size=args.propose_per_type,
+        num_references=args.num_references,
+        num_inputs=args.induction_num_inputs,
+        max_rounds=args.seed_max_rounds,
+        patience=args.seed_patience,
+        fmt=trainer.prompt_format,
+        require_think=trainer.require_think,
+        seed=args.seed,
+        progress=not args.disable_tqdm,
+        specs=specs,
+        ranks=ranks,
+        min_tasks=args.seed_min_tasks,
+    )
+    _log(trainer, report)
+    minimums = [(report.triplets, args.seed_min_tasks)]
+    if report.induction is not None:
+        minimums.append((report.induction, min(args.seed_min_tasks, args.seed_num_induction)))
+    for phase, minimum in minimums:
+        problem = phase.shortfall(minimum)
+        if problem is not None:
+            raise SeedingError(problem)
+    # Like the reference: at most the target of each file, and every seed triplet in both triplet buffers.
+    seeds = [
+        replace(t, task_type=tt)
+        for t in report.triplets.tasks[: args.seed_num_tasks]
+        for tt in ("deduction", "abduction")
+    ]
+    if report.induction is not None:
+        seeds += report.induction.tasks[: args.seed_num_induction]
+    trainer.buffer.add_seeds(seeds)
+
+
+def seeding_metrics(report: SeedReport) -> dict[str, float]:
+    """``azr/seeding/{tasks,induction}/{count,added,rounds,proposals,valid_rate,seconds,verdict/<name>}``."""
+    logs: dict[str, float] = {}
+    for name, phase in (("tasks", report.triplets), ("induction", report.induction)):
+        if phase is None:
+            continue
+        prefix = f"{SEEDING_METRICS}/{name}"
+        logs.update(
+            {
+                f"{prefix}/count": phase.count,
+                f"{prefix}/added": phase.added,
+                f"{prefix}/rounds": phase.rounds,
+                f"{prefix}/proposals": phase.proposals,
+                f"{prefix}/valid_rate": phase.valid_rate,
+                f"{prefix}/seconds": round(phase.seconds, 3),
+            }
+        )
+        logs.update({f"{prefix}/verdict/{v}": n for v, n in sorted(phase.verdicts.items())})
+    return logs
+
+
+def _log(trainer: Any, report: SeedReport) -> None:
+    from transformers import Trainer
+    from transformers.utils import logging
+
+    if trainer.accelerator.is_main_process:
+        for phase in report.phases:
+            logging.get_logger(__name__).warning(
+                f"Seeding: {phase.path} holds {phase.count} {phase.name} (+{phase.added}) after {phase.rounds} rounds; "
+                f"{phase.proposals} proposals, {phase.valid_rate:.0%} valid ({phase.histogram()}); stopped: "
+                f"{phase.stop}."
+            )
+    # transformers' log, not GRPO's: GRPO's would also flush the first step's metrics and completions table.
+    Trainer.log(trainer, seeding_metrics(report))
