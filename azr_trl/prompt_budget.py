@@ -98,6 +98,8 @@ def solve_prompt_fits(trainer: AZRTrainer, task: Task) -> bool:
     """Whether ``task``'s solve prompt fits the budget; a task that does not is marked."""
     if trainer.buffer.is_too_long(task, "solve", task.task_type):
         return False
+    if trainer._prompt_token_budget() is None:
+        return True
     if _fits(trainer, _length(trainer, trainer.specs[task.task_type].solve_prompt(task, trainer.prompt_format))):
         return True
     _skip(trainer, task, "solve", task.task_type)

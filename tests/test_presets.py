@@ -173,6 +173,7 @@ def _fake_rank(buffer, rank, world, n=3, step=5):
         accelerator=SimpleNamespace(num_processes=world, process_index=rank),
         state=SimpleNamespace(global_step=step),
         buffer=buffer,
+        _prompt_token_budget=lambda: None,  # no engine limit: every task's solve prompt fits
     )
 
 

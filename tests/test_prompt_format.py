@@ -75,7 +75,9 @@ def test_seed_defaults_to_the_trained_format(r1_run, tmp_path, monkeypatch):
 
     def record(generate, executor, output, num_tasks, **kwargs):
         used.update(fmt=kwargs["fmt"], require_think=kwargs["require_think"])
-        return azr_trl.seeding.SeedReport()
+        done = azr_trl.seeding.SeedPhase("seed tasks", Path(output), num_tasks, existing=num_tasks)
+        done.tasks = [azr_trl.seeding.zero_triplet("deduction")] * num_tasks  # the target reached: exit status 0
+        return azr_trl.seeding.SeedReport(done)
 
     monkeypatch.setattr(azr_trl.seeding, "generate_seed_tasks", record)
     argv = ["seed", "--model", str(r1_run), "--output", str(tmp_path / "seeds.jsonl"), "--num-tasks", "1",

@@ -97,11 +97,6 @@ def test_server_steps_sample_as_configured(tmp_path, server, events, monkeypatch
     assert mc_call.n == MC_ROLLOUTS and len(mc_call.prompts) == 1  # the server samples the rollouts of a prompt
 
 
-@pytest.mark.xfail(
-    reason="not yet run against the real server since its seed row was brought under the executor's output limit "
-    "(the colocate twin passes with it)",
-    strict=False,
-)
 def test_server_step_completes_with_a_reference_longer_than_the_engine_allows(
     tmp_path, server, events, default_model_path
 ):
