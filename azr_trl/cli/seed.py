@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--num-tasks", type=int, required=True, help="rows the output should hold at the end")
     parser.add_argument("--induction-output", default=None, help="also collect induction items into this JSONL file")
     parser.add_argument("--num-induction", type=int, default=None, help="rows for --induction-output (default: N)")
-    parser.add_argument("--batch-size", type=int, default=8, help="proposals generated per round (default 8)")
+    parser.add_argument("--batch-size", type=int, default=4, help="proposals generated per round (default 4)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="generation backend (default hf)")
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget per proposal")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
