@@ -12,7 +12,6 @@ Every collective (generation calls, gathers) happens in the same order with the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -22,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
-from accelerate.utils import broadcast_object_list, gather_object
+from accelerate.utils import gather_object
 from datasets import Dataset
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
@@ -31,6 +30,7 @@ from .advantages import baseline_group_ids, task_relative_advantages
 from .batch import build_training_batch
 from .buffer import TaskBuffer
 from .config import AZRConfig
+from .engine_generation import EngineGenerationMixin
 from .executor import ExecutorConfig, make_executor
 from .intrinsic import compute_intrinsic
 from .prompt_budget import (
@@ -51,7 +51,7 @@ from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
 BUFFER_FILE = "azr_buffer.json"
 
 
-class AZRTrainer(GRPOTrainer):
+class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
     """Trainer for Absolute Zero self-play (arXiv 2505.03335) on top of [`~trl.GRPOTrainer`].
 
     Args:
@@ -190,96 +190,11 @@ class AZRTrainer(GRPOTrainer):
             _warn_main(self, f"Skipped seed row {error}")
         _warn_main(self, f"Seeded the task buffer with {added} tasks from {self.args.seed_files}.")
 
-    # ------------------------------------------------------------------ generation
-    def _sample(self, prompts: list, num_generations: int = 1, temperature: float | None = None):
-        """Generate through GRPO's backend dispatch. ``prompts`` holds each prompt ``num_generations`` times in a row."""
-        prompt_ids, _, _ = self._tokenize_prompts(prompts)
-        with self._temperature(temperature):
-            try:
-                completion_ids, logprobs = self._generate_in_chunks(prompt_ids, num_generations)
-            except VLLMServerUnavailableError as error:
-                raise self._checkpoint_before_stop(error) from error
-        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
-        return prompt_ids, completion_ids, logprobs, texts
-
-    def _generate_in_chunks(self, prompt_ids: list[list[int]], num_generations: int):
-        """GRPO's generation call; on HF generate, in chunks of ``generation_chunk_size`` sequences.
-
-        vLLM batches (and pages its KV cache) by itself, so it gets everything at once. Every rank makes as many HF
-        calls as the rank with the most chunks: under ZeRO-3 entering generation gathers the parameters, a collective.
-        """
-        if self.use_vllm:
-            return self._generate_single_turn(prompt_ids, None, {}, num_generations)
-        size = self.args.generation_chunk_size
-        chunks = [prompt_ids[i : i + size] for i in range(0, len(prompt_ids), size)]
-        calls = len(chunks)
-        if self.accelerator.num_processes > 1:
-            calls = max(gather_object([calls]))
-        completion_ids: list[list[int]] = []
-        for i in range(calls):
-            if i < len(chunks):
-                completion_ids += self._generate_single_turn(chunks[i], None, {}, num_generations)[0]
-            else:
-                # This rank has run out of sequences: one short call keeps it in step; its output is dropped.
-                self._generate_single_turn(prompt_ids[:1] or [[self._tokenizer.pad_token_id]], None, {}, 1)
-        return completion_ids, None
-
-    def _ban_token_ids(self) -> None:
-        """Keep ``banned_token_ids`` out of every completion, in the form the generation backend takes."""
-        banned = sorted(set(self.args.banned_token_ids))
-        if not banned:
-            return
-        if self.use_vllm:
-            # vLLM (server and colocate) takes logit biases by token id and clamps them to [-100, 100].
-            kwargs = self.vllm_generation.generation_kwargs
-            bias = {**(kwargs.get("logit_bias") or {}), **dict.fromkeys(banned, -100.0)}
-            self.vllm_generation.generation_kwargs = {**kwargs, "logit_bias": bias}
-        else:
-            # transformers sets the logits of suppressed tokens to -inf before sampling.
-            suppressed = sorted({*(self.generation_config.suppress_tokens or []), *banned})
-            self.generation_config.suppress_tokens = suppressed
-            self.generation_kwargs["suppress_tokens"] = suppressed
-
-    @contextlib.contextmanager
-    def _temperature(self, temperature: float | None):
-        if temperature is None or temperature == self.temperature:
-            yield
-            return
-        holder = self.vllm_generation if self.use_vllm else self.generation_config
-        previous = holder.temperature
-        holder.temperature = temperature
-        try:
-            yield
-        finally:
-            holder.temperature = previous
-
+    # ------------------------------------------------------------------ draws
     def _rng(self, purpose: str) -> random.Random:
         # Derived from (seed, step, rank): ranks draw different prompts, and a resumed run draws what the original
         # would have, with no sampler state to save.
         return random.Random(f"{self.args.seed}-{self.state.global_step}-{self.accelerator.process_index}-{purpose}")
-
-    # ------------------------------------------------------------------ prompt token budget
-    def _prompt_token_budget(self) -> int | None:
-        """Most prompt tokens the generation engine takes while leaving room for ``max_completion_length`` more.
-
-        The engine's limit: the vLLM server's own ``max_model_len`` (asked once, by the main process), the colocated
-        engine's ``max_model_len`` (``vllm_max_model_length`` or the model's), or for HF generate the model's
-        maximum positions. None when the model states no limit. Computed once.
-        """
-        if not hasattr(self, "_prompt_budget"):
-            if self.use_vllm and self.vllm_mode == "server":
-                limit = [None]
-                if self.accelerator.is_main_process:
-                    limit = [self.vllm_generation.vllm_client.get_server_info()["model_config"]["max_model_len"]]
-                broadcast_object_list(limit, from_process=0)
-                limit = limit[0]
-            elif self.use_vllm:
-                limit = self.vllm_generation.llm.llm_engine.model_config.max_model_len
-            else:
-                config = self.accelerator.unwrap_model(self.model).config.get_text_config()
-                limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-            self._prompt_budget = None if limit is None else int(limit) - self.max_completion_length
-        return self._prompt_budget
 
     # ------------------------------------------------------------------ one AZR step
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
