@@ -9,7 +9,7 @@ from typing import Any
 from trl import GRPOConfig
 
 from .executor.types import REFERENCE_BANNED_MODULES
-from .seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
+from .seed_generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
 from .tasks.parsing import ANSWER_EXTRACTIONS
 from .tasks.task import TASK_TYPES
 

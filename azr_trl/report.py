@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .seeding import SEEDING_METRICS
+from .seed_generation import SEEDING_METRICS
 
 
 TASK_TYPES = ("deduction", "abduction", "induction")

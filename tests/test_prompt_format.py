@@ -69,17 +69,18 @@ def test_eval_defaults_to_the_trained_format(r1_run, tmp_path):
 
 
 def test_seed_defaults_to_the_trained_format(r1_run, tmp_path, monkeypatch):
-    import azr_trl.seeding
+    import azr_trl.seed_generation
+    from azr_trl.seeding import zero_triplet
 
     used = {}
 
     def record(generate, executor, output, num_tasks, **kwargs):
         used.update(fmt=kwargs["fmt"], require_think=kwargs["require_think"])
-        done = azr_trl.seeding.SeedPhase("seed tasks", Path(output), num_tasks, existing=num_tasks)
-        done.tasks = [azr_trl.seeding.zero_triplet("deduction")] * num_tasks  # the target reached: exit status 0
-        return azr_trl.seeding.SeedReport(done)
+        done = azr_trl.seed_generation.SeedPhase("seed tasks", Path(output), num_tasks, existing=num_tasks)
+        done.tasks = [zero_triplet("deduction")] * num_tasks  # the target reached: exit status 0
+        return azr_trl.seed_generation.SeedReport(done)
 
-    monkeypatch.setattr(azr_trl.seeding, "generate_seed_tasks", record)
+    monkeypatch.setattr(azr_trl.seed_generation, "generate_seed_tasks", record)
     argv = ["seed", "--model", str(r1_run), "--output", str(tmp_path / "seeds.jsonl"), "--num-tasks", "1",
             "--workers", "1", "--no-progress"]  # fmt: skip
     assert main(argv) == 0

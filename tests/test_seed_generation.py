@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from azr_trl.seeding import generate_seed_tasks, load_seed_file
+from azr_trl.seed_generation import generate_seed_tasks
+from azr_trl.seeding import load_seed_file
 from azr_trl.tasks import Task, prompt_text
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from azr_trl import AZRTrainer
 from azr_trl.report import write_report
-from azr_trl.seeding import SEED_INDUCTION_FILE, SEED_TASKS_FILE, SeedingError, load_seed_file
+from azr_trl.seed_generation import SEED_INDUCTION_FILE, SEED_TASKS_FILE, SeedingError
+from azr_trl.seeding import load_seed_file
 
 from scripts.tiny_azr_run import length_reward, script_proposals, tiny_config
 from tiny import make_tiny_model, make_tiny_tokenizer

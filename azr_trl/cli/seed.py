@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from azr_trl.seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
+from azr_trl.seed_generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from azr_trl.executor import ExecutorConfig, make_executor
     from azr_trl.models import resolve_model_path
     from azr_trl.prompt_format import trained_defaults
-    from azr_trl.seeding import generate_seed_tasks
+    from azr_trl.seed_generation import generate_seed_tasks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("num_tasks", "batch_size", "num_references", "max_new_tokens", "max_rounds", "patience"):
