@@ -161,3 +161,27 @@ def test_evaluate_benchmark_wiring_with_a_tiny_model(executor):
     assert entry["pass@1"] == entry["accuracy"] == 0.0 and entry["pass@2"] == 0.0
     assert entry["format_error_rate"] == 1.0
     assert entry["records"][0]["prompt"].startswith("<|im_start|>user\n# Task: Predict the Output")
+
+
+def test_hf_generator_seeds_each_call_or_draws_from_the_running_stream():
+    """A seeded call repeats itself; with ``seed=None`` (seed generation) calls with the same prompts differ."""
+    import torch
+
+    from azr_trl.evaluation.generation import HFGenerator, SamplingSettings
+
+    from tiny import make_tiny_model, make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer()
+    generator = HFGenerator(make_tiny_model(tokenizer), tokenizer, batch_size=2)
+    prompts = ["def f(x):", [{"role": "user", "content": "Write a program."}], "def f(x):"]
+    seeded = SamplingSettings(max_new_tokens=12, temperature=1.0, seed=3)
+    first = generator.generate(prompts, seeded, progress=False)
+    assert generator.generate(prompts, seeded, progress=False) == first
+    assert [len(samples) for samples in first] == [1, 1, 1]
+    running = SamplingSettings(max_new_tokens=12, temperature=1.0, seed=None)
+    torch.manual_seed(3)
+    once = generator.generate(prompts, running, progress=False)
+    again = generator.generate(prompts, running, progress=False)
+    assert once != again  # 12 tokens sampled from a near-uniform 104-token model: a repeat is vanishingly unlikely
+    torch.manual_seed(3)
+    assert generator.generate(prompts, running, progress=False) == once  # the stream's seed still makes runs repeat

@@ -186,3 +186,68 @@ def test_seed_cli_with_default_model(tmp_path, executor, default_model_path, cap
     keys = _keys(out, executor, "deduction")
     assert len(keys) == len(rows) == len(set(keys))
     assert main(["seed", "--model", str(tmp_path / "no-such-model"), "--output", str(out), "--num-tasks", "1"]) == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """The tiny in-code model and its ChatML tokenizer, saved where `--model` can load them."""
+    from tiny import make_tiny_model, make_tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = make_tiny_tokenizer()
+    make_tiny_model(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_seed_cli_generates_through_the_shared_hf_generator(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    """`azr-trl seed` samples with evaluation's `HFGenerator`: one batch per round, chat prompts (the tokenizer has a
+    template), the running random stream; a run that collects nothing exits 1 and names the verdicts."""
+    from azr_trl.cli.main import main
+    from azr_trl.evaluation.generation import HFGenerator
+
+    calls = []
+    generate = HFGenerator.generate
+
+    def spy(self, prompts, settings, progress=True, desc="generate"):
+        completions = generate(self, prompts, settings, progress=progress, desc=desc)
+        calls.append((list(prompts), settings, completions))
+        return completions
+
+    monkeypatch.setattr(HFGenerator, "generate", spy)
+    out = tmp_path / "seeds.jsonl"
+    args = [
+        "seed", "--model", str(tiny_model_dir), "--output", str(out), "--num-tasks", "2", "--batch-size", "3",
+        "--max-new-tokens", "8", "--max-rounds", "2", "--patience", "5", "--no-progress", "--workers", "1",
+        "--timeout", "3", "--seed", "7",
+    ]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: 0 seed tasks (+0) in 2 rounds, 6 proposals (" in err
+    assert "error: Seeding collected 0 of 2 seed tasks (at least 2 needed) in 2 rounds: 6 proposals, 0% valid" in err
+    assert out.exists() and out.read_text() == ""
+    assert len(calls) == 2
+    for prompts, settings, completions in calls:
+        assert len(prompts) == 3 and all(isinstance(p, list) and p[-1]["role"] == "user" for p in prompts)
+        assert (settings.max_new_tokens, settings.temperature, settings.seed) == (8, 1.0, None)
+        assert len(completions) == 3 and all(len(samples) == 1 for samples in completions)
+    # The same first round again: `--seed` makes the run repeat.
+    first = calls[0][2]
+    calls.clear()
+    assert main(args) == 1
+    assert calls[0][2] == first
+
+
+def test_seed_cli_refuses_bad_sampling_and_a_missing_vllm(tmp_path, tiny_model_dir, capsys):
+    import importlib.util
+
+    from azr_trl.cli.main import main
+
+    args = ["seed", "--model", str(tiny_model_dir), "--output", str(tmp_path / "s.jsonl"), "--num-tasks", "1"]
+    assert main([*args, "--temperature", "-1"]) == 1
+    assert "error: temperature must be >= 0, got -1.0" in capsys.readouterr().err
+    if importlib.util.find_spec("vllm") is None:
+        assert main([*args, "--backend", "vllm"]) == 1
+        err = capsys.readouterr().err
+        assert "error: --backend vllm needs the 'vllm' package" in err and "cannot load model" not in err
+    assert not (tmp_path / "s.jsonl").exists()

@@ -76,63 +76,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _hf_backend(path: str, args: argparse.Namespace) -> tuple[Any, bool]:
-    """A batched sampling function over ``transformers`` ``generate``, and whether the model has a chat template."""
+def _generator(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
+    """The shared generator of ``--backend`` (see ``evaluation.generation``) and the model's tokenizer.
+
+    Sampling draws from one random stream seeded once with ``--seed`` (rounds repeat their prompts, and must not
+    repeat their samples); all proposals of a round go to the model in one batch.
+    """
+    from azr_trl.evaluation.generation import HFGenerator, VLLMGenerator, load_hf_model
+
+    if args.backend == "vllm":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return VLLMGenerator(path, tokenizer, seed=args.seed), tokenizer
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"  # decoder-only batched generation
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    model, tokenizer = load_hf_model(path)
     torch.manual_seed(args.seed)
-
-    def generate(prompts: list[Any]) -> list[str]:
-        chat = not isinstance(prompts[0], str)
-        texts = (
-            [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-            if chat
-            else prompts
-        )
-        # A chat template already writes the special tokens.
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(model.device)
-        with torch.no_grad():
-            out = model.generate(
-                **batch,
-                do_sample=True,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                top_k=0,
-                max_new_tokens=args.max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-
-    return generate, bool(tokenizer.chat_template)
-
-
-def _vllm_backend(path: str, args: argparse.Namespace) -> tuple[Any, bool]:
-    try:
-        from vllm import LLM, SamplingParams
-    except ImportError:
-        raise SystemExit("error: --backend vllm needs vLLM: pip install 'azr-trl[vllm]' (GPU only)") from None
-    llm = LLM(model=path, seed=args.seed)
-    params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_new_tokens)
-
-    def generate(prompts: list[Any]) -> list[str]:
-        if isinstance(prompts[0], str):
-            outputs = llm.generate(prompts, params, use_tqdm=False)
-        else:
-            outputs = llm.chat(prompts, params, use_tqdm=False)
-        return [o.outputs[0].text for o in outputs]
-
-    return generate, bool(llm.get_tokenizer().chat_template)
+    return HFGenerator(model, tokenizer, batch_size=args.batch_size), tokenizer
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
+    from azr_trl.evaluation.generation import SamplingSettings
     from azr_trl.executor import ExecutorConfig, make_executor
     from azr_trl.models import resolve_model_path
     from azr_trl.prompt_format import trained_defaults
@@ -144,12 +110,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 1
     try:
-        path = resolve_model_path(args.model)
-        backend = _vllm_backend if args.backend == "vllm" else _hf_backend
-        generate, has_template = backend(path, args)
-    except (OSError, ValueError, ImportError) as err:
-        print(f"error: cannot load model {args.model!r}: {err}", file=sys.stderr)
+        sampling = SamplingSettings(
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=None
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
+    try:
+        path = resolve_model_path(args.model)
+        generator, tokenizer = _generator(path, args)
+    except (OSError, ValueError, ImportError) as err:
+        if isinstance(err, ImportError) and args.backend == "vllm":  # the message says what to install
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            print(f"error: cannot load model {args.model!r}: {err}", file=sys.stderr)
+        return 1
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+
+    def generate(prompts: list[Any]) -> list[str]:
+        return [samples[0] for samples in generator.generate(prompts, sampling, progress=False)]
+
     prompt_format, require_think = trained_defaults(args.model, args.prompt_format, args.require_think)
     fmt = prompt_format if prompt_format != "auto" else ("chat" if has_template else "r1")
     require_think = require_think if require_think is not None else fmt == "r1"

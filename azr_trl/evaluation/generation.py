@@ -1,4 +1,4 @@
-"""Generation backends for evaluation: batched transformers ``generate`` and vLLM.
+"""Generation backends for evaluation and ``azr-trl seed``: batched transformers ``generate`` and vLLM.
 
 Both take prompts in the project's two formats (a string for ``r1``, a message list for ``chat``), tokenize them the
 way TRL does during training (chat template with the generation prompt, or the plain string with the tokenizer's
@@ -27,14 +27,16 @@ class SamplingSettings:
         num_samples: completions per prompt (pass@k needs k <= num_samples).
         temperature: 0 means greedy decoding (only valid with ``num_samples == 1``).
         top_p: nucleus sampling when sampling.
-        seed: seeds the sampler so that sampled runs repeat.
+        seed: seeds the sampler of every call (each HF batch, each vLLM request) so that sampled runs repeat; None
+            draws from the backend's running random stream instead (seeded once by its owner), so that calls with
+            the same prompts, as the rounds of seed generation make, bring different samples.
     """
 
     max_new_tokens: int = 1024
     num_samples: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
-    seed: int = 0
+    seed: int | None = 0
 
     def __post_init__(self):
         if self.num_samples < 1:
@@ -71,6 +73,20 @@ def render_prompt(tokenizer, prompt: Prompt) -> str:
     if isinstance(prompt, str):
         return prompt
     return tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+
+
+def load_hf_model(path: str, dtype: str = "auto", device: str | None = None):
+    """A causal LM in eval mode (on the GPU when there is one, unless ``device`` says otherwise) and its tokenizer,
+    for :class:`HFGenerator`. ``dtype`` is ``auto`` or a torch dtype name. Loading errors pass through unchanged."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype if dtype == "auto" else getattr(torch, dtype))
+    model.to(device).eval()
+    return model, tokenizer
 
 
 class HFGenerator:
@@ -136,7 +152,7 @@ class HFGenerator:
                     ids = prompt_ids[i]
                     input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)  # left padding
                     attention[row, width - len(ids) :] = 1
-                if not settings.greedy:
+                if not settings.greedy and settings.seed is not None:
                     # One seed per batch: sampled results do not depend on what ran before.
                     torch.manual_seed(settings.seed + start)
                 with torch.no_grad():

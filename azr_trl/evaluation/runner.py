@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .benchmarks import CODE_GENERATION, CODE_REASONING, Benchmark, get_benchmark
-from .generation import HFGenerator, SamplingSettings, VLLMGenerator, render_prompt
+from .generation import HFGenerator, SamplingSettings, VLLMGenerator, load_hf_model, render_prompt
 from .metrics import aggregate_scores, ks_for, mean_pass_at_k
 from .prompts import code_generation_prompt, math_prompt, resolve_prompt_format
 from .scoring import reasoning_task, score_completions
@@ -176,21 +176,13 @@ def load_benchmarks(
 
 def load_model(model: str, dtype: str = "auto", device: str | None = None):
     """Load a causal LM and its tokenizer for the HF backend (``default`` is the embedded SmolLM2-135M-Instruct)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from azr_trl.models import resolve_model_path
 
     path = resolve_model_path(model)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        lm, tokenizer = load_hf_model(path, dtype=dtype, device=device)
     except OSError as err:
         raise OSError(f"Cannot load model '{model}' (resolved to {path}): {err}") from err
-    lm.to(device).eval()
     return path, lm, tokenizer
 
 
