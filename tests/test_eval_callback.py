@@ -156,3 +156,35 @@ def test_callback_rejects_bad_configuration(tmp_path):
 
 if __name__ == "__main__":
     _distributed_main(sys.argv[1])
+
+
+def test_callback_keeps_the_training_banned_tokens_out(monkeypatch):
+    """The evaluation samples the policy training samples: `banned_token_ids` of the training args hold there too."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState
+
+    from azr_trl.evaluation.generation import HFGenerator
+
+    tokenizer = make_tiny_tokenizer()
+    allowed = {tokenizer.convert_tokens_to_ids("x"), tokenizer.eos_token_id}
+    banned = [i for i in range(len(tokenizer)) if i not in allowed]
+    completions = []
+    generate = HFGenerator.generate
+
+    def spy(self, prompts, settings, progress=True, desc="generate"):
+        completions.extend(out := generate(self, prompts, settings, progress=progress, desc=desc))
+        return out
+
+    monkeypatch.setattr(HFGenerator, "generate", spy)
+    callback = AZREvalCallback(dataset=str(CRUX), benchmarks=["cruxeval_o"], num_items=2, eval_steps=1,
+                               max_new_tokens=8, workers=1)  # fmt: skip
+    model = make_tiny_model(tokenizer)
+    try:
+        for args, only_x in ((SimpleNamespace(), False), (SimpleNamespace(banned_token_ids=banned), True)):
+            completions.clear()
+            callback._evaluate(args, TrainerState(), TrainerControl(), model=model, processing_class=tokenizer)
+            assert len(completions) == 2
+            assert all(set(samples[0]) <= {"x"} for samples in completions) == only_x, completions
+    finally:
+        callback.close()

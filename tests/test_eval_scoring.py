@@ -185,3 +185,21 @@ def test_hf_generator_seeds_each_call_or_draws_from_the_running_stream():
     assert once != again  # 12 tokens sampled from a near-uniform 104-token model: a repeat is vanishingly unlikely
     torch.manual_seed(3)
     assert generator.generate(prompts, running, progress=False) == once  # the stream's seed still makes runs repeat
+
+
+def test_hf_generator_never_samples_banned_tokens():
+    from azr_trl.evaluation.generation import HFGenerator, SamplingSettings
+
+    from tiny import make_tiny_model, make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer()
+    generator = HFGenerator(make_tiny_model(tokenizer), tokenizer, batch_size=2)
+    allowed = {tokenizer.convert_tokens_to_ids("x"), tokenizer.convert_tokens_to_ids("y"), tokenizer.eos_token_id}
+    banned = tuple(i for i in range(len(tokenizer)) if i not in allowed)
+    prompts = ["def f(x):", [{"role": "user", "content": "Write a program."}]]
+    for temperature in (0.0, 1.0):
+        free = SamplingSettings(max_new_tokens=16, temperature=temperature)
+        assert any(set(samples[0]) - {"x", "y"} for samples in generator.generate(prompts, free, progress=False))
+        settings = SamplingSettings(max_new_tokens=16, temperature=temperature, banned_token_ids=banned)
+        completions = generator.generate(prompts, settings, progress=False)
+        assert all(set(samples[0]) <= {"x", "y"} for samples in completions), completions

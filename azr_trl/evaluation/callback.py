@@ -15,6 +15,7 @@ verdicts are gathered, and the main process logs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -150,12 +151,15 @@ class AZREvalCallback(TrainerCallback):
             live_model.eval()
             try:
                 generator = HFGenerator(live_model, tokenizer, batch_size=self.batch_size)
+                # The tokens training never samples stay out of the evaluation too.
+                banned = tuple(getattr(args, "banned_token_ids", None) or ())
+                sampling = dataclasses.replace(self.settings.sampling, banned_token_ids=banned)
                 for name, all_items in self.items.items():
                     indices = _rank_share(len(all_items), rank, world)
                     items = [all_items[i % len(all_items)] for i in indices]
                     benchmark = get_benchmark(name)
                     prompts = build_prompts(benchmark, items, fmt)
-                    completions = generator.generate(prompts, self.settings.sampling, progress=False)
+                    completions = generator.generate(prompts, sampling, progress=False)
                     samples = score_completions(
                         benchmark, items, completions, executor=self._executor, require_think=require_think
                     )

@@ -30,6 +30,8 @@ class SamplingSettings:
         seed: seeds the sampler of every call (each HF batch, each vLLM request) so that sampled runs repeat; None
             draws from the backend's running random stream instead (seeded once by its owner), so that calls with
             the same prompts, as the rounds of seed generation make, bring different samples.
+        banned_token_ids: token ids no completion contains, as in training (``AZRConfig.banned_token_ids``): HF
+            ``suppress_tokens``, vLLM ``logit_bias`` -100 (the strongest bias vLLM accepts).
     """
 
     max_new_tokens: int = 1024
@@ -37,6 +39,7 @@ class SamplingSettings:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = 0
+    banned_token_ids: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.num_samples < 1:
@@ -122,6 +125,8 @@ class HFGenerator:
             "eos_token_id": eos,
             "use_cache": True,  # training configs often turn the cache off for gradient checkpointing
         }
+        if settings.banned_token_ids:
+            kwargs["suppress_tokens"] = sorted(set(settings.banned_token_ids))
         if settings.greedy:
             kwargs["do_sample"] = False
         else:
@@ -211,6 +216,7 @@ class VLLMGenerator:
             max_tokens=settings.max_new_tokens,
             seed=None if settings.greedy else settings.seed,
             skip_special_tokens=True,
+            logit_bias=dict.fromkeys(sorted(set(settings.banned_token_ids)), -100.0) or None,
         )
         token_prompts = [{"prompt_token_ids": ids} for ids in tokenize_prompts(self.tokenizer, prompts)]
         outputs = self.llm.generate(token_prompts, sampling_params=params, use_tqdm=progress)
