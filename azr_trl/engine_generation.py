@@ -11,6 +11,7 @@ import contextlib
 
 from accelerate.utils import broadcast_object_list, gather_object
 
+from .evaluation.generation import model_token_limit
 from .vllm_server import VLLMServerUnavailableError
 
 
@@ -98,7 +99,6 @@ class EngineGenerationMixin:
             elif self.use_vllm:
                 limit = self.vllm_generation.llm.llm_engine.model_config.max_model_len
             else:
-                config = self.accelerator.unwrap_model(self.model).config.get_text_config()
-                limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+                limit = model_token_limit(self.accelerator.unwrap_model(self.model))
             self._prompt_budget = None if limit is None else int(limit) - self.max_completion_length
         return self._prompt_budget

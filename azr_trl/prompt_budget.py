@@ -40,7 +40,7 @@ def check_prompt_budget(trainer: AZRTrainer) -> None:
             ("propose", spec.propose_prompt([_zero_reference(task_type)], trainer.prompt_format)),
             ("solve", spec.solve_prompt(_zero_task(task_type), trainer.prompt_format)),
         ):
-            length = _length(trainer, prompt)
+            length = prompt_length(trainer, prompt)
             if length > budget:
                 limit = budget + trainer.max_completion_length
                 raise ValueError(
@@ -63,8 +63,8 @@ def sample_references(trainer: AZRTrainer, task_type: str, k: int, rng: random.R
         return trainer.buffer.sample_references(task_type, k, rng, strategy=trainer.args.reference_sampling)
 
     chosen = draw()
-    while chosen and not _fits(trainer, _length(trainer, spec.propose_prompt(chosen, fmt))):
-        lengths = [_length(trainer, spec.propose_prompt([reference], fmt)) for reference in chosen]
+    while chosen and not _fits(trainer, prompt_length(trainer, spec.propose_prompt(chosen, fmt))):
+        lengths = [prompt_length(trainer, spec.propose_prompt([reference], fmt)) for reference in chosen]
         too_long = [r for r, length in zip(chosen, lengths, strict=True) if not _fits(trainer, length)]
         for reference in too_long:
             _skip(trainer, reference, "propose", task_type)
@@ -100,7 +100,7 @@ def solve_prompt_fits(trainer: AZRTrainer, task: Task) -> bool:
         return False
     if trainer._prompt_token_budget() is None:
         return True
-    if _fits(trainer, _length(trainer, trainer.specs[task.task_type].solve_prompt(task, trainer.prompt_format))):
+    if _fits(trainer, prompt_length(trainer, trainer.specs[task.task_type].solve_prompt(task, trainer.prompt_format))):
         return True
     _skip(trainer, task, "solve", task.task_type)
     return False
@@ -120,7 +120,8 @@ def share_too_long_marks(trainer: AZRTrainer) -> dict[str, float]:
     }
 
 
-def _length(trainer: AZRTrainer, prompt) -> int:
+def prompt_length(trainer: AZRTrainer, prompt) -> int:
+    """Tokens of ``prompt`` as the trainer's generation engine gets it."""
     return len(trainer._tokenize_prompts([prompt])[0][0])
 
 

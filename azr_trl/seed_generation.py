@@ -50,6 +50,37 @@ def _same(obj: Any) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class PromptBudget:
+    """The most prompt tokens the generation engine takes next to the completion budget, and a prompt's token count.
+
+    Seeding shows fewer references when a propose prompt would not fit (as training does): a vLLM engine refuses a
+    longer prompt and HF ``generate`` runs past the model's positions.
+    """
+
+    tokens: int
+    length: Callable[[Any], int]  # prompt -> tokens
+
+    def fitting_references(self, spec: TaskSpec, references: list[Task], fmt: str) -> list[Task]:
+        """``references`` without the longest ones until their propose prompt fits; the zero triplet if none fits."""
+        chosen = list(references)
+        while chosen and self.length(spec.propose_prompt(chosen, fmt)) > self.tokens:
+            lengths = [self.length(spec.propose_prompt([reference], fmt)) for reference in chosen]
+            chosen.pop(lengths.index(max(lengths)))
+        return chosen or [zero_triplet()]
+
+    def check(self, specs: Sequence[TaskSpec], fmt: str) -> None:
+        """Refuse a budget that even the shortest propose prompts (one zero-triplet reference) exceed."""
+        for spec in specs:
+            length = self.length(spec.propose_prompt([zero_triplet()], fmt))
+            if length > self.tokens:
+                raise ValueError(
+                    f"The shortest {spec.task_type} propose prompt has {length} tokens, more than the {self.tokens} "
+                    "the generation engine leaves for a prompt next to the completion budget: lower the generation "
+                    "budget (--max-new-tokens) or use a model that takes longer sequences."
+                )
+
+
 class SeedingError(RuntimeError):
     """The seeding phase collected fewer seed tasks than training needs; the message says what happened."""
 
@@ -182,6 +213,7 @@ class _Collector:
     require_think: bool
     progress: bool
     ranks: RankGroup
+    budget: PromptBudget | None = None
 
     def collect(
         self,
@@ -232,6 +264,8 @@ class _Collector:
     def _round(self, phase, spec, references, keys, to_row, on_task) -> int:
         """One round: this rank proposes and validates its share; the valid tasks of all ranks are applied in order."""
         refs = [references() for _ in range(self.batch_size)]
+        if self.budget is not None:
+            refs = [self.budget.fitting_references(spec, r, self.fmt) for r in refs]
         completions = self.generate([spec.propose_prompt(r, self.fmt) for r in refs])
         failed: Counter = Counter()
         items = []
@@ -293,6 +327,7 @@ def generate_seed_tasks(
     specs: dict[str, TaskSpec] | None = None,
     ranks: RankGroup = RankGroup(),
     min_tasks: int | None = None,
+    prompt_budget: PromptBudget | None = None,
 ) -> SeedReport:
     """Grow seed files with tasks proposed by a model (no training), like the reference's seeding stage.
 
@@ -306,7 +341,8 @@ def generate_seed_tasks(
     ``patience`` rounds in a row without a new task; the report says how far each file got and why it stopped (see
     :meth:`SeedPhase.shortfall`). ``specs`` (task type -> :class:`TaskSpec`) overrides the default task specs, e.g.
     with a trainer's parsing options. With several ``ranks``, call this on every rank: each proposes its share of
-    every round and all end with the same tasks (files are written by the main process).
+    every round and all end with the same tasks (files are written by the main process). With a ``prompt_budget``, a
+    prompt shows only the references that fit it (see :meth:`PromptBudget.fitting_references`).
     """
     if max_rounds < 1 or patience < 1:
         raise ValueError(f"max_rounds and patience must be at least 1, got {max_rounds} and {patience}.")
@@ -314,7 +350,11 @@ def generate_seed_tasks(
     for task_type in TASK_TYPES:
         specs.setdefault(task_type, get_task_spec(task_type, num_inputs=num_inputs))
     rng = random.Random(f"{seed}-rank{ranks.rank}")  # each rank draws its own references from the shared pool
-    collector = _Collector(generate, executor, batch_size, max_rounds, patience, fmt, require_think, progress, ranks)
+    if prompt_budget is not None:
+        prompt_budget.check([specs[t] for t in TASK_TYPES if t != "induction" or induction_output is not None], fmt)
+    collector = _Collector(
+        generate, executor, batch_size, max_rounds, patience, fmt, require_think, progress, ranks, prompt_budget
+    )
 
     path = Path(output)
     existing = _resume(path, executor, ("deduction",), ranks)

@@ -16,10 +16,12 @@ from typing import Any
 
 from accelerate.utils import broadcast_object_list, gather_object
 
+from .prompt_budget import prompt_length
 from .seed_generation import (
     SEED_INDUCTION_FILE,
     SEED_TASKS_FILE,
     SEEDING_METRICS,
+    PromptBudget,
     RankGroup,
     SeedingError,
     SeedReport,
@@ -43,6 +45,7 @@ def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:
         broadcast=lambda obj: broadcast_object_list([obj])[0],
     )
     with_induction = "induction" in args.task_types and args.seed_num_induction > 0
+    budget = trainer._prompt_token_budget()
     report = generate_seed_tasks(
         lambda prompts: trainer._sample(prompts)[3],
         trainer.executor,
@@ -62,6 +65,7 @@ def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:
         specs=specs,
         ranks=ranks,
         min_tasks=args.seed_min_tasks,
+        prompt_budget=None if budget is None else PromptBudget(budget, lambda prompt: prompt_length(trainer, prompt)),
     )
     _log(trainer, report)
     minimums = [(report.triplets, args.seed_min_tasks)]

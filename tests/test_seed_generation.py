@@ -8,8 +8,8 @@ import re
 import pytest
 
 from azr_trl.seed_generation import generate_seed_tasks
-from azr_trl.seeding import load_seed_file
-from azr_trl.tasks import Task, prompt_text
+from azr_trl.seeding import load_seed_file, zero_triplet
+from azr_trl.tasks import Task, get_task_spec, prompt_text
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +251,81 @@ def test_seed_cli_refuses_bad_sampling_and_a_missing_vllm(tmp_path, tiny_model_d
         err = capsys.readouterr().err
         assert "error: --backend vllm needs the 'vllm' package" in err and "cannot load model" not in err
     assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_prompts_show_only_the_references_that_fit_the_budget(tmp_path, executor):
+    """With a prompt budget, a reference that would push a propose prompt over it is left out (the longest first)."""
+    from azr_trl.seed_generation import PromptBudget
+
+    out = tmp_path / "seeds.jsonl"
+    long_program = "def f(s):\n    return s + " + repr("x" * 400) + "\n"
+    out.write_text(json.dumps({"program": long_program, "input": "'a'"}) + "\n")
+    budget = PromptBudget(2500, lambda prompt: len(prompt_text(prompt)))  # characters stand in for tokens here
+    zero_length = budget.length(get_task_spec("abduction").propose_prompt([zero_triplet()], "chat"))
+    assert zero_length < 2500 < budget.length(get_task_spec("deduction").propose_prompt([zero_triplet()] * 3, "chat"))
+    proposer = ScriptedProposer()
+    report = generate_seed_tasks(
+        proposer, executor, out, num_tasks=6, batch_size=3, num_references=3, progress=False, prompt_budget=budget
+    )
+    assert report.triplets.count == 6
+    prompts = [prompt for call in proposer.calls for prompt in call]
+    assert all(budget.length(prompt) <= 2500 for prompt in prompts)
+    assert not any("x" * 400 in prompt_text(prompt) for prompt in prompts)
+    # Without the budget the same run shows the long program.
+    proposer = ScriptedProposer()
+    generate_seed_tasks(proposer, executor, out, num_tasks=7, batch_size=3, num_references=3, progress=False)
+    assert any("x" * 400 in prompt_text(prompt) for call in proposer.calls for prompt in call)
+    # A budget that not even the zero triplet's prompt fits is refused before anything is generated.
+    # (every proposing task type counts: here the deduction prompt fits and the abduction one does not)
+    too_small = PromptBudget(zero_length - 1, budget.length)
+    with pytest.raises(ValueError, match=f"abduction propose prompt has {zero_length} tokens, more than the "):
+        generate_seed_tasks(proposer, executor, out, num_tasks=8, prompt_budget=too_small)
+
+
+def test_seed_cli_prompts_fit_the_model(tmp_path, monkeypatch, capsys):
+    """The seed CLI keeps its prompts within the model's positions minus --max-new-tokens."""
+    from transformers import AutoTokenizer
+
+    from azr_trl.cli.main import main
+    from azr_trl.evaluation.generation import HFGenerator, prompt_length
+
+    from tiny import make_tiny_model, make_tiny_tokenizer
+
+    folder = tmp_path / "model"
+    make_tiny_tokenizer().save_pretrained(folder)
+    make_tiny_model(make_tiny_tokenizer()).save_pretrained(folder)  # its config decides how the tokenizer loads
+    tokenizer = AutoTokenizer.from_pretrained(folder)  # counts as the CLI will
+    zero = {
+        task_type: prompt_length(tokenizer, get_task_spec(task_type).propose_prompt([zero_triplet()], "chat"))
+        for task_type in ("deduction", "abduction")
+    }
+    positions = max(zero.values()) + 100 + 8  # room for the zero prompts and 8 new tokens, not for a long reference
+    make_tiny_model(tokenizer, max_position_embeddings=positions).save_pretrained(folder)
+    prompts = []
+    generate = HFGenerator.generate
+
+    def spy(self, batch, settings, progress=True, desc="generate"):
+        prompts.extend(batch)
+        return generate(self, batch, settings, progress=progress, desc=desc)
+
+    monkeypatch.setattr(HFGenerator, "generate", spy)
+    out = tmp_path / "seeds.jsonl"
+    long_program = "def f(s):\n    return s + " + repr("x" * 600) + "\n"
+    out.write_text(json.dumps({"program": long_program, "input": "'a'"}) + "\n")
+    args = [
+        "seed", "--model", str(folder), "--output", str(out), "--num-tasks", "3", "--batch-size", "2",
+        "--max-rounds", "2", "--num-references", "2", "--no-progress", "--workers", "1",
+    ]  # fmt: skip
+    assert main([*args, "--max-new-tokens", "8"]) == 1  # the random tiny model proposes nothing valid
+    assert len(prompts) == 4
+    assert all(prompt_length(tokenizer, prompt) <= positions - 8 for prompt in prompts)
+    assert not any("x" * 600 in prompt_text(prompt) for prompt in prompts)
+    capsys.readouterr()
+    prompts.clear()
+    assert main([*args, "--max-new-tokens", str(positions - zero["deduction"] + 1)]) == 1
+    err = capsys.readouterr().err
+    expected = (
+        f"The shortest deduction propose prompt has {zero['deduction']} tokens, more than the {zero['deduction'] - 1}"
+    )
+    assert f"error: {expected}" in err
+    assert prompts == []

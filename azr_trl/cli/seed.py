@@ -98,11 +98,11 @@ def _generator(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
-    from azr_trl.evaluation.generation import SamplingSettings
+    from azr_trl.evaluation.generation import SamplingSettings, prompt_length
     from azr_trl.executor import ExecutorConfig, make_executor
     from azr_trl.models import resolve_model_path
     from azr_trl.prompt_format import trained_defaults
-    from azr_trl.seed_generation import generate_seed_tasks
+    from azr_trl.seed_generation import PromptBudget, generate_seed_tasks
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("num_tasks", "batch_size", "num_references", "max_new_tokens", "max_rounds", "patience"):
@@ -130,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     def generate(prompts: list[Any]) -> list[str]:
         return [samples[0] for samples in generator.generate(prompts, sampling, progress=False)]
 
+    limit = generator.token_limit()
+    budget = None
+    if limit is not None:
+        budget = PromptBudget(limit - args.max_new_tokens, lambda prompt: prompt_length(tokenizer, prompt))
     prompt_format, require_think = trained_defaults(args.model, args.prompt_format, args.require_think)
     fmt = prompt_format if prompt_format != "auto" else ("chat" if has_template else "r1")
     require_think = require_think if require_think is not None else fmt == "r1"
@@ -152,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
                 require_think=require_think,
                 seed=args.seed,
                 progress=not args.no_progress,
+                prompt_budget=budget,
             )
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

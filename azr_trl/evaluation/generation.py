@@ -71,6 +71,18 @@ def tokenize_prompts(tokenizer, prompts: Sequence[Prompt]) -> list[list[int]]:
     return ids
 
 
+def prompt_length(tokenizer, prompt: Prompt) -> int:
+    """Tokens of one prompt as the generators feed it to the model."""
+    return len(tokenize_prompts(tokenizer, [prompt])[0])
+
+
+def model_token_limit(model) -> int | None:
+    """Most tokens (prompt + completion) a transformers model takes: its maximum positions; None if it states none."""
+    config = model.config.get_text_config()
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return None if limit is None else int(limit)
+
+
 def render_prompt(tokenizer, prompt: Prompt) -> str:
     """The prompt text as the model sees it (for records)."""
     if isinstance(prompt, str):
@@ -104,6 +116,10 @@ class HFGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+
+    def token_limit(self) -> int | None:
+        """Most tokens (prompt + completion) the model takes; None if it states no limit."""
+        return model_token_limit(self.model)
 
     def _pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
@@ -203,6 +219,10 @@ class VLLMGenerator:
             max_model_len=max_model_len,
             seed=seed,
         )
+
+    def token_limit(self) -> int:
+        """Most tokens (prompt + completion) the engine takes: its ``max_model_len``."""
+        return self.llm.llm_engine.model_config.max_model_len
 
     def generate(
         self, prompts: Sequence[Prompt], settings: SamplingSettings, progress: bool = True, desc: str = "generate"
