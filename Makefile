@@ -50,6 +50,7 @@ $(VLLM_VENV)/.installed: $(VENV)/.installed tests/vllm_engines/setup_env.sh
 test-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines/test_colocate.py $(PYTEST_ARGS)
 	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines/test_server.py $(PYTEST_ARGS)
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm_engines/test_seed_cli.py $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/azr-trl train --config $(DEMO_RECIPE) --output_dir $(DEMO_OUTPUT)
