@@ -1,12 +1,21 @@
-"""Per-step AZR metrics, computed from the rows of all ranks (so every rank computes the same numbers)."""
+"""Per-step AZR metrics: the rows' metrics, computed from the rows of all ranks (so every rank computes the same
+numbers), and the wall time of the step's phases."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .tasks.task import ROLES
+
+
+if TYPE_CHECKING:
+    from .rollouts import Rollouts
 
 
 @dataclass
@@ -33,6 +42,53 @@ class StepRecord:
             "correct": self.correct,
             "verdict": self.verdict,
         }
+
+
+def propose_records(
+    proposed: Rollouts, proposals: list, verdicts: list[str], valid_tasks: list, solve_rates: list
+) -> list[StepRecord]:
+    """One record per proposer row: its parse, the executor's verdict, the valid task (or None) and its solve rate."""
+    rows = zip(
+        proposed.task_types, proposals, verdicts, valid_tasks, solve_rates, proposed.completion_ids, strict=True
+    )
+    return [
+        StepRecord(t, "propose", p.format_ok, verdict, task is not None, rate, None, len(c))
+        for t, p, verdict, task, rate, c in rows
+    ]
+
+
+def solve_records(solved: Rollouts, answers: list, correct: list[bool]) -> list[StepRecord]:
+    """One record per solver row: verdict ``format_error``, ``correct`` or ``wrong``."""
+    rows = zip(solved.task_types, answers, correct, solved.completion_ids, strict=True)
+    return [
+        StepRecord(t, "solve", a.format_ok, _answer_verdict(a, ok), None, None, ok, len(c)) for t, a, ok, c in rows
+    ]
+
+
+def _answer_verdict(answer, correct: bool) -> str:
+    if not answer.format_ok:
+        return "format_error"
+    return "correct" if correct else "wrong"
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase: ``with timer("generate_solve"): ...`` adds the block's time to
+    ``timer.seconds["generate_solve"]``.
+
+    A phase timed again adds to its total; a phase nested in another counts for both. A block that raises is timed
+    too, and its exception propagates.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
 def _mean(values) -> float:
