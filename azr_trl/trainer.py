@@ -33,15 +33,14 @@ from .executor import ExecutorConfig, make_executor
 from .intrinsic import compute_intrinsic
 from .prompt_budget import (
     check_prompt_budget,
-    sample_references,
     sample_solve_tasks,
     share_too_long_marks,
     solve_prompt_fits,
 )
 from .prompt_format import model_card_section, save_prompt_format
 from .rewards import make_azr_reward_funcs
-from .rollouts import Rollouts
-from .step_metrics import PhaseTimer, StepRecord, propose_records, solve_records, step_metrics
+from .rollouts import Rollouts, propose_prompts, solve_prompts
+from .step_metrics import PhaseTimer, StepRecord, log_step, propose_records, solve_records
 from .tasks import TASK_TYPES, get_task_spec, validate_candidates
 from .tasks.task import Task
 from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
@@ -231,13 +230,15 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             # 7. Tensors for GRPO's loss (padding, old/reference log-probs, vLLM importance sampling).
             batch = self._training_batch(rollouts, advantages)
             # 8. Metrics and the completions table.
-            self._log_step(all_records, rewards, rewards_per_func, advantages, rollouts, programs_before)
+            timings = {**self._phase_time.seconds, "execute": self._executor_time.seconds.get("execute", 0.0)}
+            programs = self.executor.programs_run - programs_before
+            log_step(self, all_records, rewards, rewards_per_func, advantages, rollouts, timings, programs)
         return batch
 
     # ------------------------------------------------------------------ phases
     def _propose(self) -> tuple[list[list[Task]], Rollouts, list]:
         """Proposer rollouts for every task type in one generation call: (references, rollouts, parsed proposals)."""
-        refs, prompts, types = self._build_propose_prompts()
+        refs, prompts, types = propose_prompts(self)
         with self._phase_time("generate_propose"):
             proposed = self._rollouts(prompts, types)
         proposals = [
@@ -248,7 +249,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
 
     def _solve(self) -> tuple[list[Task], Rollouts, list]:
         """Solver rollouts on tasks drawn from the buffer: (tasks, rollouts, parsed answers)."""
-        tasks, prompts, types = self._build_solve_prompts()
+        tasks, prompts, types = solve_prompts(self)
         with self._phase_time("generate_solve"):
             solved = self._rollouts(prompts, types)
         answers = [
@@ -260,39 +261,6 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
     def _rollouts(self, prompts: list, task_types: list[str]) -> Rollouts:
         prompt_ids, completion_ids, sampling_logps, texts = self._sample(prompts)
         return Rollouts(prompts, task_types, prompt_ids, completion_ids, sampling_logps, texts)
-
-    def _build_propose_prompts(self):
-        rng = self._rng("propose")
-        refs, prompts, types = [], [], []
-        for task_type in self.args.task_types:
-            k = 1 if task_type == "induction" else self.args.num_references
-            for _ in range(self.args.propose_per_type):
-                chosen = sample_references(self, task_type, k, rng)
-                refs.append(chosen)
-                prompts.append(self.specs[task_type].propose_prompt(chosen, self.prompt_format))
-                types.append(task_type)
-        return refs, prompts, types
-
-    def _build_solve_prompts(self):
-        tasks, prompts, types = [], [], []
-        for task_type in self.args.task_types:
-            for task in self._draw_solve_tasks(task_type):
-                tasks.append(task)
-                prompts.append(self.specs[task_type].solve_prompt(task, self.prompt_format))
-                types.append(task_type)
-        return tasks, prompts, types
-
-    def _draw_solve_tasks(self, task_type: str) -> list:
-        """This rank's slice of one draw of solver tasks for all ranks: distinct tasks while the buffer has them.
-
-        Every rank holds the same buffer and seeds the draw with the same (seed, step, task type), so all ranks draw the
-        same ``solve_per_type * world_size`` tasks and each takes its own slice (paper: 64 distinct tasks per type).
-        """
-        n, world = self.args.solve_per_type, self.accelerator.num_processes
-        rng = random.Random(f"{self.args.seed}-{self.state.global_step}-solve-{task_type}")
-        drawn = sample_solve_tasks(self, task_type, n * world, rng)  # tasks whose solve prompt fits
-        rank = self.accelerator.process_index
-        return drawn[rank * n : (rank + 1) * n]
 
     def _validate(self, proposals, types):
         """One executor batch for every candidate of this rank: (valid task or None, verdict) per proposal.
@@ -430,37 +398,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         self._seeding_pending = False
         run_seeding_phase(self, {t: self.specs.get(t) or _task_spec(self.args, t) for t in TASK_TYPES})
 
-    # ------------------------------------------------------------------ logging
-    def _log_step(self, records, rewards, rewards_per_func, advantages, rollouts: Rollouts, programs_before: int):
-        metrics = self._metrics["train"]
-        values = step_metrics(records, rewards.tolist(), self.args.task_types)
-        executor_seconds = self._executor_time.seconds.get("execute", 0.0)
-        programs = sum(gather_object([self.executor.programs_run - programs_before]))
-        seconds = max(gather_object([executor_seconds]))
-        values["azr/executor/programs"] = programs
-        values["azr/executor/programs_per_s"] = programs / seconds if seconds > 0 else 0.0
-        for name, seconds_spent in {**self._phase_time.seconds, "execute": executor_seconds}.items():
-            values[f"azr/time/{name}"] = seconds_spent
-        values.update(self.buffer.stats())
-        for key, value in values.items():
-            metrics[key].append(float(value))
-        for i, name in enumerate(self.reward_func_names):
-            metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
-        metrics["reward"].append(torch.nanmean(rewards).item())
-        # Completion-length metrics (what GRPO's `_generate` logs for its own rows).
-        lengths = torch.tensor([r.length for r in records], dtype=torch.float)
-        metrics["completions/mean_length"].append(lengths.mean().item())
-        metrics["completions/max_length"].append(lengths.max().item())
-        self.state.num_input_tokens_seen += int(lengths.sum().item())
-
-        self._logs["prompt"].extend(gather_object(rollouts.prompts))
-        self._logs["completion"].extend(gather_object(rollouts.completions(self.prompt_format)))
-        for i, name in enumerate(self.reward_func_names):
-            self._logs["rewards"][name].extend(rewards_per_func[:, i].tolist())
-        self._logs["advantages"].extend(advantages.tolist())
-        for column in ("task_type", "role", "verdict"):
-            self._logs["extra"][column].extend(getattr(r, column) for r in records)
-
+    # ------------------------------------------------------------------ timing
     def training_step(self, model, inputs, num_items_in_batch):
         # Optimisation time = the micro-steps' wall time minus the generation rounds that ran inside them.
         with self._micro_step_time("micro_steps"):
