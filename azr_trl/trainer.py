@@ -259,6 +259,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         return tasks, solved, answers
 
     def _rollouts(self, prompts: list, task_types: list[str]) -> Rollouts:
+        """One generation call on ``prompts`` (one completion each); ``task_types`` says what each prompt is for."""
         prompt_ids, completion_ids, sampling_logps, texts = self._sample(prompts)
         return Rollouts(prompts, task_types, prompt_ids, completion_ids, sampling_logps, texts)
 
