@@ -1,12 +1,27 @@
-"""Per-step AZR metrics, computed from the rows of all ranks (so every rank computes the same numbers)."""
+"""Per-step AZR metrics: what each row produced, the metrics computed from the rows of all ranks (so every rank
+computes the same numbers), the wall time of the step's phases, and how one step is logged into GRPO's metrics and
+completions table.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate.utils import gather_object
 
 from .tasks.task import ROLES
+
+
+if TYPE_CHECKING:
+    from .rollouts import Rollouts
+    from .trainer import AZRTrainer
 
 
 @dataclass
@@ -33,6 +48,53 @@ class StepRecord:
             "correct": self.correct,
             "verdict": self.verdict,
         }
+
+
+def propose_records(
+    proposed: Rollouts, proposals: list, verdicts: list[str], valid_tasks: list, solve_rates: list
+) -> list[StepRecord]:
+    """One record per proposer row: its parse, the executor's verdict, the valid task (or None) and its solve rate."""
+    rows = zip(
+        proposed.task_types, proposals, verdicts, valid_tasks, solve_rates, proposed.completion_ids, strict=True
+    )
+    return [
+        StepRecord(t, "propose", p.format_ok, verdict, task is not None, rate, None, len(c))
+        for t, p, verdict, task, rate, c in rows
+    ]
+
+
+def solve_records(solved: Rollouts, answers: list, correct: list[bool]) -> list[StepRecord]:
+    """One record per solver row: verdict ``format_error``, ``correct`` or ``wrong``."""
+    rows = zip(solved.task_types, answers, correct, solved.completion_ids, strict=True)
+    return [
+        StepRecord(t, "solve", a.format_ok, _answer_verdict(a, ok), None, None, ok, len(c)) for t, a, ok, c in rows
+    ]
+
+
+def _answer_verdict(answer, correct: bool) -> str:
+    if not answer.format_ok:
+        return "format_error"
+    return "correct" if correct else "wrong"
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase: ``with timer("generate_solve"): ...`` adds the block's time to
+    ``timer.seconds["generate_solve"]``.
+
+    A phase timed again adds to its total; a phase nested in another counts for both. A block that raises is timed
+    too, and its exception propagates.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
 def _mean(values) -> float:
@@ -80,3 +142,44 @@ def step_metrics(records: list[StepRecord], rewards: list[float], task_types: li
             for verdict in sorted(set(counts) | {"ok"}):
                 out[f"{prefix}/verdict/{verdict}"] = counts[verdict] / len(rows)
     return out
+
+
+def log_step(
+    trainer: AZRTrainer,
+    records: list[StepRecord],
+    rewards: torch.Tensor,
+    rewards_per_func: torch.Tensor,
+    advantages: torch.Tensor,
+    rollouts: Rollouts,
+    timings: dict[str, float],
+    programs: int,
+) -> None:
+    """Log one step: ``records``, rewards and advantages are those of all ranks, ``rollouts`` this rank's rows,
+    ``timings`` this rank's seconds per phase (``execute``: its executor batches), ``programs`` the programs it ran."""
+    metrics = trainer._metrics["train"]
+    values = step_metrics(records, rewards.tolist(), trainer.args.task_types)
+    all_programs = sum(gather_object([programs]))
+    seconds = max(gather_object([timings["execute"]]))  # the slowest rank's executor time
+    values["azr/executor/programs"] = all_programs
+    values["azr/executor/programs_per_s"] = all_programs / seconds if seconds > 0 else 0.0
+    for name, seconds_spent in timings.items():
+        values[f"azr/time/{name}"] = seconds_spent
+    values.update(trainer.buffer.stats())
+    for key, value in values.items():
+        metrics[key].append(float(value))
+    for i, name in enumerate(trainer.reward_func_names):
+        metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
+    metrics["reward"].append(torch.nanmean(rewards).item())
+    # Completion-length metrics (what GRPO's `_generate` logs for its own rows).
+    lengths = torch.tensor([r.length for r in records], dtype=torch.float)
+    metrics["completions/mean_length"].append(lengths.mean().item())
+    metrics["completions/max_length"].append(lengths.max().item())
+    trainer.state.num_input_tokens_seen += int(lengths.sum().item())
+
+    trainer._logs["prompt"].extend(gather_object(rollouts.prompts))
+    trainer._logs["completion"].extend(gather_object(rollouts.completions(trainer.prompt_format)))
+    for i, name in enumerate(trainer.reward_func_names):
+        trainer._logs["rewards"][name].extend(rewards_per_func[:, i].tolist())
+    trainer._logs["advantages"].extend(advantages.tolist())
+    for column in ("task_type", "role", "verdict"):
+        trainer._logs["extra"][column].extend(getattr(r, column) for r in records)

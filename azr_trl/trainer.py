@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,14 +33,14 @@ from .executor import ExecutorConfig, make_executor
 from .intrinsic import compute_intrinsic
 from .prompt_budget import (
     check_prompt_budget,
-    sample_references,
     sample_solve_tasks,
     share_too_long_marks,
     solve_prompt_fits,
 )
 from .prompt_format import model_card_section, save_prompt_format
 from .rewards import make_azr_reward_funcs
-from .step_metrics import StepRecord, step_metrics
+from .rollouts import Rollouts, propose_prompts, solve_prompts
+from .step_metrics import PhaseTimer, StepRecord, log_step, propose_records, solve_records
 from .tasks import TASK_TYPES, get_task_spec, validate_candidates
 from .tasks.task import Task
 from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
@@ -168,8 +166,9 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
                     seed=args.seed,
                 )
             )
-        self._optimize_time = 0.0
-        self._generation_seconds = 0.0
+        # Wall time of this generation round's phases, of its executor batches, and of the micro-steps since the last
+        # optimizer step (see training_step).
+        self._phase_time, self._executor_time, self._micro_step_time = PhaseTimer(), PhaseTimer(), PhaseTimer()
 
     def create_model_card(self, *args, **kwargs):
         """TRL's model card, plus the prompt format the model was trained with."""
@@ -203,137 +202,68 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
                 "AZRTrainer has no evaluation dataset to generate on: keep eval_strategy='no' and evaluate with "
                 "azr_trl.evaluation's callback or `azr-trl eval`."
             )
-        start = time.perf_counter()
-        if self._seeding_pending:
-            self._seeding_phase()
-        args, step = self.args, self.state.global_step
-        timings: dict[str, float] = defaultdict(float)
-        exec_stats = {"seconds": 0.0}
-        programs_before = self.executor.programs_run
-
-        # 1. Propose: one generation call for every task type.
-        refs, propose_prompts, propose_types = self._build_propose_prompts()
-        t0 = time.perf_counter()
-        p_ids, p_cids, p_logps, p_texts = self._sample(propose_prompts)
-        timings["generate_propose"] = time.perf_counter() - t0
-        proposals = [
-            self.specs[t].parse_proposal(text, r, require_think=self.require_think)
-            for t, text, r in zip(propose_types, p_texts, refs, strict=True)
-        ]
-
-        # 2. Validate in the background while the solver generates on tasks already in the buffer.
-        validation = self._submit(self._validate, proposals, propose_types, exec_stats)
-        solve_tasks, solve_prompts, solve_types = self._build_solve_prompts()
-        t0 = time.perf_counter()
-        s_ids, s_cids, s_logps, s_texts = self._sample(solve_prompts)
-        timings["generate_solve"] = time.perf_counter() - t0
-        answers = [
-            self.specs[t].parse_answer(text, require_think=self.require_think)
-            for t, text in zip(solve_types, s_texts, strict=True)
-        ]
-        t0 = time.perf_counter()
-        valid_tasks, verdicts = validation.result()
-        timings["execute_wait"] += time.perf_counter() - t0
-        verification = self._submit(self._verify, solve_types, solve_tasks, answers, exec_stats)
-
-        # 3. Learnability: Monte-Carlo solver rollouts on every valid proposal (sampled, never trained on).
-        t0 = time.perf_counter()
-        solve_rates = self._monte_carlo_solve_rates(valid_tasks, exec_stats)
-        timings["generate_mc"] = time.perf_counter() - t0 - exec_stats.get("mc_exec", 0.0)
-        t0 = time.perf_counter()
-        correct = verification.result()
-        timings["execute_wait"] += time.perf_counter() - t0
-
-        intrinsic = self._intrinsic(valid_tasks, refs)
-
-        # 4. Buffer: every rank adds the same valid tasks in rank order.
-        new_tasks = gather_object([t for t in valid_tasks if t is not None])
-        self.buffer.add(new_tasks, step=step + 1)
-        for key, value in share_too_long_marks(self).items():
-            self._metrics["train"][key].append(value)
-
-        # 5. Rows and rewards (propose rows first, then solve rows; the same count on every rank).
-        records = [
-            StepRecord(t, "propose", p.format_ok, v, ok is not None, rate, None, len(c))
-            for t, p, v, ok, rate, c in zip(
-                propose_types, proposals, verdicts, valid_tasks, solve_rates, p_cids, strict=True
-            )
-        ] + [
-            StepRecord(t, "solve", a.format_ok, _answer_verdict(a, ok), None, None, ok, len(c))
-            for t, a, ok, c in zip(solve_types, answers, correct, s_cids, strict=True)
-        ]
-        reward_rows = [
-            {**record.reward_kwargs(), "intrinsic": extra}
-            for record, extra in zip(records, intrinsic + [None] * len(solve_types), strict=True)
-        ]
-        prompts = propose_prompts + solve_prompts
-        texts = p_texts + s_texts
-        completions = [[{"role": "assistant", "content": x}] for x in texts] if self.prompt_format == "chat" else texts
-        completion_ids = p_cids + s_cids
-        rewards_per_func = self._calculate_rewards(reward_rows, prompts, completions, completion_ids)
-
-        # 6. Task-Relative REINFORCE++ over the batch gathered from all ranks, then this rank's slice.
-        all_records: list[StepRecord] = gather_object(records)
-        self._check_ranks_in_sync(len(records))
-        rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
-        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-        groups = baseline_group_ids([r.task_type for r in all_records], [r.role for r in all_records], args.baseline)
-        lengths = torch.tensor([r.length for r in all_records], dtype=torch.float)
-        advantages = task_relative_advantages(
-            rewards.cpu(), groups, lengths, weighting=args.advantage_weighting, scale=args.scale_advantages
-        ).to(rewards.device)
-        rank = self.accelerator.process_index
-        local_advantages = advantages[rank * len(records) : (rank + 1) * len(records)]
-
-        # 7. Tensors for GRPO's loss (padding, old/reference log-probs, vLLM importance sampling).
-        t0 = time.perf_counter()
-        sampling_logps = None if p_logps is None or s_logps is None else p_logps + s_logps
-        batch = build_training_batch(self, p_ids + s_ids, completion_ids, sampling_logps)
-        timings["logprob"] = time.perf_counter() - t0
-        batch["advantages"] = local_advantages
-
-        # 8. Metrics and the completions table.
-        timings["execute"] = exec_stats["seconds"]
-        exec_stats["programs"] = self.executor.programs_run - programs_before
-        self._log_step(all_records, rewards, rewards_per_func, advantages, prompts, completions, timings, exec_stats)
-        self._generation_seconds = time.perf_counter() - start
+        with self._micro_step_time("generation"):  # not optimisation time (see training_step)
+            if self._seeding_pending:
+                self._seeding_phase()
+            self._phase_time, self._executor_time = PhaseTimer(), PhaseTimer()
+            programs_before = self.executor.programs_run
+            # 1. Propose: one generation call for every task type; the executor validates in the background...
+            refs, proposed, proposals = self._propose()
+            validation = self._submit(self._validate, proposals, proposed.task_types)
+            # 2. ...while the solver generates on tasks already in the buffer.
+            solve_tasks, solved, answers = self._solve()
+            valid_tasks, verdicts = self._wait(validation)
+            verification = self._submit(self._verify, solved.task_types, solve_tasks, answers)
+            # 3. Learnability: Monte-Carlo solver rollouts on every valid proposal (sampled, never trained on).
+            solve_rates = self._monte_carlo_solve_rates(valid_tasks)
+            correct = self._wait(verification)
+            intrinsic = self._intrinsic(valid_tasks, refs)
+            # 4. Buffer: every rank adds the same valid tasks in rank order.
+            self._update_buffer(valid_tasks)
+            # 5. Rows and rewards (propose rows first, then solve rows; the same count on every rank).
+            records = propose_records(proposed, proposals, verdicts, valid_tasks, solve_rates)
+            records += solve_records(solved, answers, correct)
+            rollouts = proposed + solved
+            rewards_per_func, rewards = self._rewards(records, intrinsic, rollouts)
+            # 6. Task-Relative REINFORCE++ over the rows gathered from all ranks.
+            all_records, advantages = self._advantages(records, rewards)
+            # 7. Tensors for GRPO's loss (padding, old/reference log-probs, vLLM importance sampling).
+            batch = self._training_batch(rollouts, advantages)
+            # 8. Metrics and the completions table.
+            timings = {**self._phase_time.seconds, "execute": self._executor_time.seconds.get("execute", 0.0)}
+            programs = self.executor.programs_run - programs_before
+            log_step(self, all_records, rewards, rewards_per_func, advantages, rollouts, timings, programs)
         return batch
 
     # ------------------------------------------------------------------ phases
-    def _build_propose_prompts(self):
-        rng = self._rng("propose")
-        refs, prompts, types = [], [], []
-        for task_type in self.args.task_types:
-            k = 1 if task_type == "induction" else self.args.num_references
-            for _ in range(self.args.propose_per_type):
-                chosen = sample_references(self, task_type, k, rng)
-                refs.append(chosen)
-                prompts.append(self.specs[task_type].propose_prompt(chosen, self.prompt_format))
-                types.append(task_type)
-        return refs, prompts, types
+    def _propose(self) -> tuple[list[list[Task]], Rollouts, list]:
+        """Proposer rollouts for every task type in one generation call: (references, rollouts, parsed proposals)."""
+        refs, prompts, types = propose_prompts(self)
+        with self._phase_time("generate_propose"):
+            proposed = self._rollouts(prompts, types)
+        proposals = [
+            self.specs[t].parse_proposal(text, r, require_think=self.require_think)
+            for t, text, r in zip(types, proposed.texts, refs, strict=True)
+        ]
+        return refs, proposed, proposals
 
-    def _build_solve_prompts(self):
-        tasks, prompts, types = [], [], []
-        for task_type in self.args.task_types:
-            for task in self._draw_solve_tasks(task_type):
-                tasks.append(task)
-                prompts.append(self.specs[task_type].solve_prompt(task, self.prompt_format))
-                types.append(task_type)
-        return tasks, prompts, types
+    def _solve(self) -> tuple[list[Task], Rollouts, list]:
+        """Solver rollouts on tasks drawn from the buffer: (tasks, rollouts, parsed answers)."""
+        tasks, prompts, types = solve_prompts(self)
+        with self._phase_time("generate_solve"):
+            solved = self._rollouts(prompts, types)
+        answers = [
+            self.specs[t].parse_answer(text, require_think=self.require_think)
+            for t, text in zip(types, solved.texts, strict=True)
+        ]
+        return tasks, solved, answers
 
-    def _draw_solve_tasks(self, task_type: str) -> list:
-        """This rank's slice of one draw of solver tasks for all ranks: distinct tasks while the buffer has them.
+    def _rollouts(self, prompts: list, task_types: list[str]) -> Rollouts:
+        """One generation call on ``prompts`` (one completion each); ``task_types`` says what each prompt is for."""
+        prompt_ids, completion_ids, sampling_logps, texts = self._sample(prompts)
+        return Rollouts(prompts, task_types, prompt_ids, completion_ids, sampling_logps, texts)
 
-        Every rank holds the same buffer and seeds the draw with the same (seed, step, task type), so all ranks draw the
-        same ``solve_per_type * world_size`` tasks and each takes its own slice (paper: 64 distinct tasks per type).
-        """
-        n, world = self.args.solve_per_type, self.accelerator.num_processes
-        rng = random.Random(f"{self.args.seed}-{self.state.global_step}-solve-{task_type}")
-        drawn = sample_solve_tasks(self, task_type, n * world, rng)  # tasks whose solve prompt fits
-        rank = self.accelerator.process_index
-        return drawn[rank * n : (rank + 1) * n]
-
-    def _validate(self, proposals, types, stats):
+    def _validate(self, proposals, types):
         """One executor batch for every candidate of this rank: (valid task or None, verdict) per proposal.
 
         A proposal that did not parse gets its parse error (e.g. ``missing_answer``) as its verdict.
@@ -341,9 +271,8 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         items = [
             (self.specs[t], p.candidate) for p, t in zip(proposals, types, strict=True) if p.candidate is not None
         ]
-        t0 = time.perf_counter()
-        outcomes = iter(validate_candidates(self.executor, items))
-        stats["seconds"] += time.perf_counter() - t0
+        with self._executor_time("execute"):
+            outcomes = iter(validate_candidates(self.executor, items))
         valid, verdicts = [], []
         for proposal in proposals:
             task, verdict = (
@@ -353,49 +282,46 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             verdicts.append(str(verdict))
         return valid, verdicts
 
-    def _verify(self, types, tasks, answers, stats) -> list[bool]:
+    def _verify(self, types, tasks, answers) -> list[bool]:
         """Verify solver answers, one executor batch per task type."""
-        t0 = time.perf_counter()
         correct = [False] * len(tasks)
-        for task_type in self.args.task_types:
-            idx = [i for i, t in enumerate(types) if t == task_type]
-            if idx:
-                results = self.specs[task_type].verify(
-                    self.executor, [tasks[i] for i in idx], [answers[i] for i in idx]
-                )
-                for i, ok in zip(idx, results, strict=True):
-                    correct[i] = bool(ok)
-        stats["seconds"] += time.perf_counter() - t0
+        with self._executor_time("execute"):
+            for task_type in self.args.task_types:
+                idx = [i for i, t in enumerate(types) if t == task_type]
+                if idx:
+                    results = self.specs[task_type].verify(
+                        self.executor, [tasks[i] for i in idx], [answers[i] for i in idx]
+                    )
+                    for i, ok in zip(idx, results, strict=True):
+                        correct[i] = bool(ok)
         return correct
 
-    def _monte_carlo_solve_rates(self, valid_tasks, stats) -> list[float | None]:
+    def _monte_carlo_solve_rates(self, valid_tasks) -> list[float | None]:
         """Solve rate of each valid proposal over ``mc_rollouts`` sampled solver rollouts (None for invalid ones)."""
         n = self.args.mc_rollouts
-        # A valid task whose solve prompt is too long gets no rollouts (no solve rate: trivial_task_reward).
-        local = [i for i, t in enumerate(valid_tasks) if t is not None and solve_prompt_fits(self, t)]
-        # Every rank must make the same generation calls with the same number of prompts (vLLM server mode gathers
-        # them, ZeRO-3 gathers parameters): pad to the largest count with copies of a real prompt.
-        most = max(gather_object([len(local)]))
         rates: list[float | None] = [None] * len(valid_tasks)
-        if most == 0:
-            return rates
-        tasks = [valid_tasks[i] for i in local]
-        filler = tasks[0] if tasks else sample_solve_tasks(self, self.args.task_types[0], 1, self._rng("mc"))[0]
-        padded = tasks + [filler] * (most - len(tasks))
-        prompts = [self.specs[t.task_type].solve_prompt(t, self.prompt_format) for t in padded for _ in range(n)]
-        _, _, _, texts = self._sample(prompts, num_generations=n, temperature=self.args.mc_temperature)
-        texts = texts[: len(tasks) * n]
-        answers = [
-            self.specs[t.task_type].parse_answer(x, require_think=False)
-            for t, x in zip((t for t in tasks for _ in range(n)), texts, strict=True)
-        ]
-        t0 = time.perf_counter()
-        types = [t.task_type for t in tasks for _ in range(n)]
-        # Through the executor thread: the solver's verification may still be running there, and the executor
-        # takes one batch at a time.
-        repeated = [t for t in tasks for _ in range(n)]
-        correct = self._submit(self._verify, types, repeated, answers, stats).result() if tasks else []
-        stats["mc_exec"] = time.perf_counter() - t0
+        with self._phase_time("generate_mc"):  # the wait for the executor's verdicts is not generation time
+            # A valid task whose solve prompt is too long gets no rollouts (no solve rate: trivial_task_reward).
+            local = [i for i, t in enumerate(valid_tasks) if t is not None and solve_prompt_fits(self, t)]
+            # Every rank must make the same generation calls with the same number of prompts (vLLM server mode
+            # gathers them, ZeRO-3 gathers parameters): pad to the largest count with copies of a real prompt.
+            most = max(gather_object([len(local)]))
+            if most == 0:
+                return rates
+            tasks = [valid_tasks[i] for i in local]
+            filler = tasks[0] if tasks else sample_solve_tasks(self, self.args.task_types[0], 1, self._rng("mc"))[0]
+            padded = tasks + [filler] * (most - len(tasks))
+            prompts = [self.specs[t.task_type].solve_prompt(t, self.prompt_format) for t in padded for _ in range(n)]
+            texts = self._sample(prompts, num_generations=n, temperature=self.args.mc_temperature)[3]
+            repeated = [t for t in tasks for _ in range(n)]
+            answers = [
+                self.specs[t.task_type].parse_answer(x, require_think=False)
+                for t, x in zip(repeated, texts[: len(repeated)], strict=True)
+            ]
+        # Through the executor thread: the solver's verification may still be running there, and the executor takes
+        # one batch at a time.
+        types = [t.task_type for t in repeated]
+        correct = self._submit(self._verify, types, repeated, answers).result() if tasks else []
         for j, i in enumerate(local):
             rates[i] = sum(correct[j * n : (j + 1) * n]) / n
         return rates
@@ -405,6 +331,46 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             return [None] * len(valid_tasks)
         values = compute_intrinsic(valid_tasks, refs, self.args, buffer=self.buffer)
         return [v if t is not None else None for v, t in zip(values, valid_tasks, strict=True)]
+
+    def _update_buffer(self, valid_tasks) -> None:
+        """Every rank adds the valid tasks of all ranks, in rank order; then the too-long prompt counts are shared."""
+        self.buffer.add(gather_object([t for t in valid_tasks if t is not None]), step=self.state.global_step + 1)
+        for key, value in share_too_long_marks(self).items():
+            self._metrics["train"][key].append(value)
+
+    def _rewards(self, records, intrinsic, rollouts: Rollouts) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reward functions on this rank's rows, gathered from all ranks: (rewards per function, weighted sum).
+
+        Each row passes its AZR columns (and the proposer rows their intrinsic terms) to the reward functions.
+        """
+        extras = intrinsic + [None] * (len(records) - len(intrinsic))  # solve rows have no intrinsic terms
+        rows = [{**record.reward_kwargs(), "intrinsic": extra} for record, extra in zip(records, extras, strict=True)]
+        completions = rollouts.completions(self.prompt_format)
+        rewards_per_func = self._calculate_rewards(rows, rollouts.prompts, completions, rollouts.completion_ids)
+        rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        return rewards_per_func, rewards
+
+    def _advantages(self, records, rewards) -> tuple[list[StepRecord], torch.Tensor]:
+        """Task-Relative REINFORCE++ over the rows of all ranks: (the records of all ranks, their advantages)."""
+        all_records: list[StepRecord] = gather_object(records)
+        self._check_ranks_in_sync(len(records))
+        groups = baseline_group_ids(
+            [r.task_type for r in all_records], [r.role for r in all_records], self.args.baseline
+        )
+        lengths = torch.tensor([r.length for r in all_records], dtype=torch.float)
+        advantages = task_relative_advantages(
+            rewards.cpu(), groups, lengths, weighting=self.args.advantage_weighting, scale=self.args.scale_advantages
+        )
+        return all_records, advantages.to(rewards.device)
+
+    def _training_batch(self, rollouts: Rollouts, advantages: torch.Tensor) -> dict[str, Any]:
+        """GRPO's loss inputs for this rank's rows, with their slice of the advantages of all ranks."""
+        rows, rank = len(rollouts.texts), self.accelerator.process_index
+        with self._phase_time("logprob"):
+            batch = build_training_batch(self, rollouts.prompt_ids, rollouts.completion_ids, rollouts.sampling_logps)
+        batch["advantages"] = advantages[rank * rows : (rank + 1) * rows]
+        return batch
 
     def _check_ranks_in_sync(self, local_rows: int) -> None:
         """Invariants of distributed AZR: equal row counts per rank, identical buffers (same gathered updates)."""
@@ -420,6 +386,11 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
     def _submit(self, fn, *fn_args):
         return self._exec_thread.submit(fn, *fn_args)
 
+    def _wait(self, job):
+        """The result of an executor job; the wait counts as ``execute_wait``."""
+        with self._phase_time("execute_wait"):
+            return job.result()
+
     # ------------------------------------------------------------------ seeding phase (Algorithm 1)
     def _seeding_phase(self) -> None:
         """The starting model proposes the seed tasks on every rank before the first step (see azr_trl.seeding_phase)."""
@@ -428,45 +399,14 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         self._seeding_pending = False
         run_seeding_phase(self, {t: self.specs.get(t) or _task_spec(self.args, t) for t in TASK_TYPES})
 
-    # ------------------------------------------------------------------ logging
-    def _log_step(self, records, rewards, rewards_per_func, advantages, prompts, completions, timings, exec_stats):
-        metrics = self._metrics["train"]
-        values = step_metrics(records, rewards.tolist(), self.args.task_types)
-        programs = sum(gather_object([exec_stats["programs"]]))
-        seconds = max(gather_object([exec_stats["seconds"]]))
-        values["azr/executor/programs"] = programs
-        values["azr/executor/programs_per_s"] = programs / seconds if seconds > 0 else 0.0
-        for name, seconds_spent in timings.items():
-            values[f"azr/time/{name}"] = seconds_spent
-        values.update(self.buffer.stats())
-        for key, value in values.items():
-            metrics[key].append(float(value))
-        for i, name in enumerate(self.reward_func_names):
-            metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
-        metrics["reward"].append(torch.nanmean(rewards).item())
-        # Completion-length metrics (what GRPO's `_generate` logs for its own rows).
-        lengths = torch.tensor([r.length for r in records], dtype=torch.float)
-        metrics["completions/mean_length"].append(lengths.mean().item())
-        metrics["completions/max_length"].append(lengths.max().item())
-        self.state.num_input_tokens_seen += int(lengths.sum().item())
-
-        self._logs["prompt"].extend(gather_object(prompts))
-        self._logs["completion"].extend(gather_object(completions))
-        for i, name in enumerate(self.reward_func_names):
-            self._logs["rewards"][name].extend(rewards_per_func[:, i].tolist())
-        self._logs["advantages"].extend(advantages.tolist())
-        for column in ("task_type", "role", "verdict"):
-            self._logs["extra"][column].extend(getattr(r, column) for r in records)
-
+    # ------------------------------------------------------------------ timing
     def training_step(self, model, inputs, num_items_in_batch):
-        # Optimisation time = the micro-step's wall time minus the generation round that may have run inside it.
-        t0 = time.perf_counter()
-        self._generation_seconds = 0.0
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        self._optimize_time += time.perf_counter() - t0 - self._generation_seconds
+        # Optimisation time = the micro-steps' wall time minus the generation rounds that ran inside them.
+        with self._micro_step_time("micro_steps"):
+            loss = super().training_step(model, inputs, num_items_in_batch)
         if self._step % self.current_gradient_accumulation_steps == 0:
-            self._metrics["train"]["azr/time/optimize"].append(self._optimize_time)
-            self._optimize_time = 0.0
+            spent = self._micro_step_time.seconds
+            self._metrics["train"]["azr/time/optimize"].append(spent.pop("micro_steps") - spent.pop("generation", 0.0))
         return loss
 
     # ------------------------------------------------------------------ checkpoints
@@ -538,12 +478,6 @@ def _executor_config(args: AZRConfig) -> ExecutorConfig:
         memory_mb=args.executor_memory_mb,
         banned_modules=tuple(args.banned_modules),
     )
-
-
-def _answer_verdict(answer, correct: bool) -> str:
-    if not answer.format_ok:
-        return "format_error"
-    return "correct" if correct else "wrong"
 
 
 def _warn_main(trainer: AZRTrainer, message: str) -> None:

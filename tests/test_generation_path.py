@@ -89,7 +89,7 @@ def test_a_valid_proposal_too_long_to_solve_gets_no_monte_carlo_rollouts(tmp_pat
     program = LONG_ROW["program"]
     long = Task("abduction", program, input="2000", output=repr("x" * 2000))
     short = Task("abduction", program, input="3", output="'xxx'")
-    rates = trainer._monte_carlo_solve_rates([long, None, short], {"seconds": 0.0})
+    rates = trainer._monte_carlo_solve_rates([long, None, short])
     assert rates[0] is None and rates[1] is None and rates[2] in (0.0, 0.5, 1.0)
     assert [(role, task.input) for role, _, task in trainer._too_long_marks] == [("solve", "2000")]
     trainer.close()

@@ -8,11 +8,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from azr_trl import AZRConfig, AZRTrainer
+from azr_trl import AZRConfig
 from azr_trl.advantages import baseline_group_ids, task_relative_advantages
 from azr_trl.buffer import TaskBuffer
 from azr_trl.config import PRESETS
 from azr_trl.rewards import make_azr_reward_funcs
+from azr_trl.rollouts import draw_solve_tasks
 from azr_trl.tasks import Task
 from azr_trl.trainer import _task_spec
 
@@ -167,7 +168,7 @@ def test_default_scale_rewards_is_accepted():
 
 
 def _fake_rank(buffer, rank, world, n=3, step=5):
-    """Just what `_draw_solve_tasks` reads from a trainer on one rank of `world`."""
+    """Just what `draw_solve_tasks` reads from a trainer on one rank of `world`."""
     return SimpleNamespace(
         args=SimpleNamespace(solve_per_type=n, seed=0, solver_sampling="max_new"),
         accelerator=SimpleNamespace(num_processes=world, process_index=rank),
@@ -185,14 +186,14 @@ def test_solver_draws_are_one_global_draw(buffer_size):
         [Task("deduction", f"def f(x):\n    return x + {i}\n", "1", str(1 + i)) for i in range(buffer_size - 1)], 1
     )
     world, n = 4, 3
-    draws = [AZRTrainer._draw_solve_tasks(_fake_rank(buffer, r, world, n), "deduction") for r in range(world)]
+    draws = [draw_solve_tasks(_fake_rank(buffer, r, world, n), "deduction") for r in range(world)]
     keys = [[t.key() for t in d] for d in draws]
     assert all(len(k) == n for k in keys)
     flat = [k for rank_keys in keys for k in rank_keys]
     # Distinct across ranks while the buffer has enough tasks; otherwise every task is used before any repeats.
     assert len(set(flat)) == min(world * n, buffer_size)
     # Every rank computes the same draw: asking rank 2 twice gives the same slice, and the slices tile the draw.
-    assert [t.key() for t in AZRTrainer._draw_solve_tasks(_fake_rank(buffer, 2, world, n), "deduction")] == keys[2]
+    assert [t.key() for t in draw_solve_tasks(_fake_rank(buffer, 2, world, n), "deduction")] == keys[2]
     # The draw depends on the step.
-    later = AZRTrainer._draw_solve_tasks(_fake_rank(buffer, 0, world, n, step=6), "deduction")
+    later = draw_solve_tasks(_fake_rank(buffer, 0, world, n, step=6), "deduction")
     assert [t.key() for t in later] != keys[0] or buffer_size <= n

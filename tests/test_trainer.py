@@ -227,17 +227,16 @@ def test_validation_phase_uses_the_sandbox_and_feeds_the_buffer(tmp_path):
         trainer.specs[t].parse_proposal(c, r, require_think=False)
         for t, c, r in zip(types, completions, refs, strict=True)
     ]
-    stats = {"seconds": 0.0}
-    valid, verdicts = trainer._validate(proposals, types, stats)
+    valid, verdicts = trainer._validate(proposals, types)
     assert verdicts[0] == "ok" and valid[0].output == "[3, 3, 4, 4, 5]"
     assert verdicts[1] == "banned_import" and valid[1] is None
     assert verdicts[2] == "missing_answer" and valid[2] is None
     assert verdicts[3] == "ok" and valid[3].outputs == ["'ba'", "'zyx'", "''", "'q'"]
-    assert stats["seconds"] > 0
+    assert trainer._executor_time.seconds["execute"] > 0
     # Monte-Carlo learnability: n sampled rollouts per valid proposal, verified in the sandbox; None for invalid ones.
     generation_temperature = trainer.generation_config.temperature
     trainer.args.mc_temperature = 0.7
-    rates = trainer._monte_carlo_solve_rates(valid, stats)
+    rates = trainer._monte_carlo_solve_rates(valid)
     assert rates[1] is None and rates[2] is None
     assert all(rates[i] in {0.0, 0.5, 1.0} for i in (0, 3))  # 2 rollouts each
     assert trainer.generation_config.temperature == generation_temperature  # restored after the MC call
@@ -249,7 +248,7 @@ def test_validation_phase_uses_the_sandbox_and_feeds_the_buffer(tmp_path):
     spec = trainer.specs["deduction"]
     right = spec.parse_answer("<answer>\n```output\n[3, 3, 4, 4, 5]\n```\n</answer>", require_think=False)
     wrong = spec.parse_answer("<answer>\n```output\n[3, 1, 4, 1, 5]\n```\n</answer>", require_think=False)
-    assert trainer._verify(["deduction", "deduction"], [valid[0], valid[0]], [right, wrong], stats) == [True, False]
+    assert trainer._verify(["deduction", "deduction"], [valid[0], valid[0]], [right, wrong]) == [True, False]
     trainer.close()
 
 

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from azr_trl import AZRConfig, AZRTrainer  # noqa: E402
+from azr_trl.rollouts import draw_solve_tasks  # noqa: E402
 
 from tiny import make_tiny_model, make_tiny_tokenizer  # noqa: E402
 
@@ -138,7 +139,7 @@ def main() -> None:
         "world_size": trainer.accelerator.num_processes,
         "seeding": [e for e in trainer.state.log_history if any(k.startswith("azr/seeding/") for k in e)],
         # This rank's share of one global draw of solver tasks (the draw of the last step).
-        "solve_draw": {t: [task.key() for task in trainer._draw_solve_tasks(t)] for t in config.task_types},
+        "solve_draw": {t: [task.key() for task in draw_solve_tasks(trainer, t)] for t in config.task_types},
     }
     Path(cli.output_dir, f"rank{rank}.json").write_text(json.dumps(report, sort_keys=True))
     trainer.close()

@@ -166,7 +166,7 @@ def monte_carlo_call(trainer, calls: list[EngineCall]) -> EngineCall:
     """Runs the trainer's Monte-Carlo phase on one buffer task, through the engine; returns the request it made."""
     task = trainer.buffer.sample_solve("deduction", 1, rng=random.Random(0))[0]
     before = len(calls)
-    rates = trainer._monte_carlo_solve_rates([task], {"seconds": 0.0})
+    rates = trainer._monte_carlo_solve_rates([task])
     assert len(rates) == 1 and 0.0 <= rates[0] <= 1.0
     assert len(calls) == before + 1
     return calls[-1]
