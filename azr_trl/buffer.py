@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import buffer_export
 from .seeding import load_seed_file, resolve_seed_files, zero_induction_task, zero_triplet
 from .tasks.parsing import input_shape
 from .tasks.task import TASK_TYPES, Task
@@ -27,9 +28,6 @@ STATE_VERSION = 1
 REFERENCE_STRATEGIES = ("uniform", "recency")
 TOO_LONG_ROLES = ("propose", "solve")  # a task too long to show as a propose-prompt reference / in a solve prompt
 SOLVE_STRATEGIES = ("max_new", "uniform")
-_EXPORT_FIELDS = ("task_type", "program", "input", "output", "inputs", "outputs", "message", "step", "pinned")
-_TRIPLET_FIELDS = ("task_type", "program", "input", "output")
-_INDUCTION_FIELDS = ("task_type", "program", "inputs", "outputs", "message")
 
 __all__ = ["TaskBuffer", "load_seed_file", "zero_induction_task", "zero_triplet"]
 
@@ -405,126 +403,34 @@ class TaskBuffer:
         return buffer
 
     # ------------------------------------------------------------------------------------------------------------------
-    # Export
+    # Export (see buffer_export.py)
 
     def rows(self, task_type: str | None = None) -> list[dict[str, Any]]:
         """Tasks as plain rows (``azr-trl validate`` schema plus ``task_type``, ``step``, ``pinned``)."""
-        types = self.task_types if task_type is None else (self._check_type(task_type),)
-        out = []
-        for t in types:
-            fields = _INDUCTION_FIELDS if t == "induction" else _TRIPLET_FIELDS
-            for task in self._tasks[t]:
-                row = {name: getattr(task, name) for name in fields}
-                row.update(step=task.step, pinned=task.pinned, valid=True, status="ok", error=None)
-                out.append(row)
-        return out
-
-    def to_dataset(self, task_type: str | None = None):
-        """A ``datasets.Dataset`` of the tasks (all types, or one), with fixed features."""
-        from datasets import Dataset
-
-        rows = [
-            {k: r.get(k, [] if k in ("inputs", "outputs") else None) for k in _EXPORT_FIELDS}
-            for r in self.rows(task_type)
-        ]
-        return Dataset.from_list(rows, features=_dataset_features())
+        return buffer_export.task_rows(self, task_type)
 
     def to_jsonl(self, path: str | os.PathLike, task_type: str | None = None) -> int:
         """Write the tasks as JSONL (loadable again as a seed file); returns the row count."""
-        rows = self.rows(task_type)
-        with open(path, "w") as handle:
-            for row in rows:
-                handle.write(json.dumps(row) + "\n")
-        return len(rows)
+        return buffer_export.write_jsonl(self, path, task_type)
+
+    def to_dataset(self, task_type: str | None = None):
+        """A ``datasets.Dataset`` of the tasks (all types, or one), with fixed features."""
+        return buffer_export.to_dataset(self, task_type)
 
     def to_dataset_dict(self):
         """A ``datasets.DatasetDict`` with one split per non-empty task type."""
-        from datasets import DatasetDict
-
-        return DatasetDict({t: self.to_dataset(t) for t in self.task_types if self._tasks[t]})
+        return buffer_export.to_dataset_dict(self)
 
     def dataset_card(self, repo_id: str) -> str:
         """The Hub dataset card (README.md) describing this buffer."""
-        return _dataset_card(repo_id, {t: len(self._tasks[t]) for t in self.task_types}, self.step)
+        return buffer_export.dataset_card(self, repo_id)
 
     def push_to_hub(
         self, repo_id: str, private: bool | None = None, token: str | None = None, commit_message: str | None = None
     ) -> None:
         """Push the buffer to the Hub as a dataset (one split per task type) with a dataset card."""
-        from huggingface_hub import DatasetCard
-
-        message = commit_message or f"AZR task buffer at step {self.step}"
-        self.to_dataset_dict().push_to_hub(repo_id, private=private, token=token, commit_message=message)
-        DatasetCard(self.dataset_card(repo_id)).push_to_hub(repo_id, token=token, commit_message=message)
+        buffer_export.push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message)
 
 
 def _copy(task: Task) -> Task:
     return replace(task, inputs=list(task.inputs), outputs=list(task.outputs), extra=dict(task.extra))
-
-
-def _dataset_features():
-    from datasets import Features, List, Value
-
-    text = Value("string")
-    return Features(
-        task_type=text,
-        program=text,
-        input=text,
-        output=text,
-        inputs=List(text),
-        outputs=List(text),
-        message=text,
-        step=Value("int64"),
-        pinned=Value("bool"),
-    )
-
-
-def _dataset_card(repo_id: str, sizes: dict[str, int], step: int) -> str:
-    split_lines = "\n".join(f"- `{t}`: {n} tasks" for t, n in sizes.items() if n)
-    configs = "\n".join(f"  - split: {t}\n    path: data/{t}-*" for t, n in sizes.items() if n)
-    return f"""---
-license: apache-2.0
-tags:
-- azr-trl
-- absolute-zero
-- code-reasoning
-- self-play
-configs:
-- config_name: default
-  data_files:
-{configs}
----
-
-# {repo_id}
-
-Validated code-reasoning tasks from an [Absolute Zero](https://arxiv.org/abs/2505.03335) self-play run with
-azr-trl, Absolute Zero on Hugging Face TRL (buffer state at step {step}). Every task was proposed by the model and
-checked by a sandboxed Python executor.
-
-## Splits
-{split_lines}
-
-## Fields
-- `task_type`: `deduction` (program + input -> output), `abduction` (program + output -> input) or `induction`
-  (input/output pairs + message -> program).
-- `program`: Python source whose entry function is `f`.
-- `input` / `output`: for deduction and abduction, the argument list of one call (Python literals, e.g.
-  `'ab', [1, 2]`) and `repr(f(*input))`.
-- `inputs` / `outputs` / `message`: for induction, N argument lists, their outputs (the first half is shown to the
-  solver, the rest is hidden) and the proposer's message.
-- `step`: the training step at which the task entered the buffer (0 = seed); `pinned`: a seed that is never evicted.
-
-The JSONL form of these rows is a valid seed file for `azr-trl` (`seed_files` in the training config).
-
-## Citation
-```bibtex
-@inproceedings{{zhao2025absolute,
-  title     = {{Absolute Zero: Reinforced Self-play Reasoning with Zero Data}},
-  author    = {{Zhao, Andrew and others}},
-  booktitle = {{Advances in Neural Information Processing Systems}},
-  year      = {{2025}},
-  eprint    = {{2505.03335}},
-  archivePrefix = {{arXiv}},
-}}
-```
-"""

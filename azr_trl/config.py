@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from trl import GRPOConfig
 
+from .config_checks import apply_preset, check_azr_fields, check_grpo_fields, parse_json_dict
+from .config_docs import with_parameters_doc
 from .executor.types import REFERENCE_BANNED_MODULES
 from .seed_generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
-from .tasks.parsing import ANSWER_EXTRACTIONS
 from .tasks.task import TASK_TYPES
-
-
-# Every known difference between the paper and its reference code, as the values each preset gives the fields left
-# unset (None). A field set explicitly keeps its value whatever the preset.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "trivial_task_reward": 0.0,  # Eq. 4/6: a task solved always or never has learnability 0
-        "advantage_weighting": "sample",  # Eq. 8: per-sample mean and std per (task type, role)
-        "induction_inputs": "exact",  # the prompt asks for exactly N inputs
-        "reject_duplicate_inputs": True,  # the prompt asks for different inputs
-        "reject_message_leaks": True,  # the prompt forbids copying the program into the message
-        "seed_num_tasks": 0,  # start from the zero triplet
-        "seed_num_induction": 0,
-    },
-    "reference": {
-        "trivial_task_reward": -0.5,  # reward manager: -0.5 for a valid task with solve rate 0 or 1
-        "advantage_weighting": "token",  # verl's masked whitening: token-weighted, Bessel on the token count
-        "induction_inputs": "last_n",  # at least N input blocks; the last N are kept
-        "reject_duplicate_inputs": False,  # not checked
-        "reject_message_leaks": False,  # not checked
-        "seed_num_tasks": 256,  # data_len 64 x seed_batch_factor 4
-        "seed_num_induction": 256,
-    },
-}
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "preset": tuple(PRESETS),
-    "answer_extraction": ANSWER_EXTRACTIONS,
-    "induction_inputs": ("exact", "last_n"),
-    "prompt_format": ("auto", "chat", "r1"),
-    "baseline": ("task_role", "role", "global"),
-    "advantage_weighting": ("sample", "token"),
-    "executor": ("local", "sandbox_fusion"),
-    "solver_sampling": ("max_new", "uniform"),
-    "reference_sampling": ("uniform", "recency"),
-    "intrinsic_combine": ("sum", "multiply", "sum_multiply", "multiply_sum"),
-}
 
 
 @dataclass
@@ -66,9 +28,10 @@ class AZRConfig(GRPOConfig):
     automatically because AZR samples one completion per prompt; the Monte-Carlo rollouts are `mc_rollouts`.
 
     Defaults follow the paper. `preset="reference"` switches every known difference to what the reference code does
-    (see `PRESETS`: trivial-task reward, token-weighted TRR++ statistics, induction input handling and checks, the
-    seeding sizes); a field set explicitly keeps its value under either preset. `reject_multiple_functions=True` is
-    the reference's Qwen2.5 setting (its Llama and Qwen3 scripts leave it off), so it stays a field of its own.
+    (see `config_checks.PRESETS`: trivial-task reward, token-weighted TRR++ statistics, induction input handling and
+    checks, the seeding sizes); a field set explicitly keeps its value under either preset.
+    `reject_multiple_functions=True` is the reference's Qwen2.5 setting (its Llama and Qwen3 scripts leave it off), so
+    it stays a field of its own.
 
     Seeding (Algorithm 1): with `seed_num_tasks > 0` and no `seed_files`, the trainer first lets the starting model
     propose seed triplets (then `seed_num_induction` induction items), validated by the executor and gathered from
@@ -353,10 +316,10 @@ class AZRConfig(GRPOConfig):
     )
 
     def __post_init__(self):
-        self._apply_preset()
-        self._check_azr_fields()
-        self.intrinsic_rewards = _parse_dict(self.intrinsic_rewards, "intrinsic_rewards")
-        self.executor_kwargs = _parse_dict(self.executor_kwargs, "executor_kwargs")
+        apply_preset(self)
+        check_azr_fields(self)
+        self.intrinsic_rewards = parse_json_dict(self.intrinsic_rewards, "intrinsic_rewards")
+        self.executor_kwargs = parse_json_dict(self.executor_kwargs, "executor_kwargs")
 
         rows = self.rows_per_device
         if rows % self.per_device_train_batch_size != 0:
@@ -390,7 +353,7 @@ class AZRConfig(GRPOConfig):
         # step as one "group" satisfies GRPO's divisibility checks for any world size.
         self.num_generations = max(rows, 2)
         super().__post_init__()
-        self._check_grpo_fields()
+        check_grpo_fields(self)
         if self.max_steps is None or self.max_steps <= 0:
             raise ValueError("AZR has no dataset to count epochs over: set max_steps (paper: about 500).")
         if self.eval_benchmarks and not self.eval_steps:
@@ -408,105 +371,11 @@ class AZRConfig(GRPOConfig):
         """Whether training starts with the seeding phase (seed sizes set and no seed files)."""
         return not self.seed_files and self.seed_num_tasks > 0
 
-    def _apply_preset(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset={self.preset!r} is not one of {list(PRESETS)}.")
-        for name, value in PRESETS[self.preset].items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
-        if self.seed_min_tasks is None:
-            self.seed_min_tasks = min(REFERENCE_SEED_MINIMUM, self.seed_num_tasks)
-
-    def _check_grpo_fields(self) -> None:
-        """GRPO settings that AZR's step cannot honour."""
-        if self.num_iterations != 1:
-            raise ValueError(
-                f"num_iterations={self.num_iterations}: an AZR step is on-policy (its proposals, Monte-Carlo rollouts "
-                "and buffer update happen once per step, and its sequences are trained on once). Leave num_iterations "
-                "at 1."
-            )
-        if self.scale_rewards != "group":
-            raise ValueError(
-                f"scale_rewards={self.scale_rewards!r}: AZR replaces GRPO's per-prompt advantages with Task-Relative "
-                "REINFORCE++, so GRPO's scale_rewards has no effect. Leave it unset and use scale_advantages "
-                "(divide by the group's std or not) and baseline (task_role, role or global) instead."
-            )
-
     @property
     def rows_per_device(self) -> int:
         """Trained rows (propose + solve) each device generates per step."""
         return len(self.task_types) * (self.propose_per_type + self.solve_per_type)
 
-    def _check_azr_fields(self) -> None:
-        unknown = [t for t in self.task_types if t not in TASK_TYPES]
-        if unknown or not self.task_types:
-            raise ValueError(f"task_types={self.task_types!r}: choose a non-empty subset of {list(TASK_TYPES)}.")
-        if len(set(self.task_types)) != len(self.task_types):
-            raise ValueError(f"task_types={self.task_types!r} lists a task type twice.")
-        if "induction" in self.task_types and not {"deduction", "abduction"} & set(self.task_types):
-            # Induction proposals are built from programs of the deduction/abduction buffers.
-            raise ValueError(
-                "task_types=['induction'] needs deduction or abduction too: induction prompts take their program from "
-                "those buffers. Use task_types=['deduction', 'abduction', 'induction']."
-            )
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {list(choices)}.")
-        for name in ("propose_per_type", "solve_per_type", "num_references"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if self.mc_rollouts < 2:
-            raise ValueError(
-                f"mc_rollouts={self.mc_rollouts}: learnability 1 - r needs at least 2 Monte-Carlo rollouts, otherwise "
-                "every solve rate is 0 or 1 and every valid proposal gets trivial_task_reward. Use mc_rollouts=8 "
-                "(paper)."
-            )
-        if self.induction_num_inputs < 2:
-            raise ValueError(
-                f"induction_num_inputs={self.induction_num_inputs}: at least 2 are needed (half shown, half hidden)."
-            )
-        if self.executor_timeout <= 0:
-            raise ValueError(f"executor_timeout must be positive, got {self.executor_timeout}.")
-        if self.generation_chunk_size < 1:
-            raise ValueError(f"generation_chunk_size must be at least 1, got {self.generation_chunk_size}.")
-        if self.buffer_max_size < 1:
-            raise ValueError(f"buffer_max_size must be at least 1, got {self.buffer_max_size}.")
-        if self.vllm_server_retry_seconds < 0 or self.vllm_server_retry_max_interval <= 0:
-            raise ValueError(
-                f"vllm_server_retry_seconds={self.vllm_server_retry_seconds} must be >= 0 and "
-                f"vllm_server_retry_max_interval={self.vllm_server_retry_max_interval} > 0."
-            )
-        for name in ("seed_num_tasks", "seed_num_induction", "seed_min_tasks"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)}.")
-        for name in ("seed_max_rounds", "seed_patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if self.seed_min_tasks > self.seed_num_tasks:
-            raise ValueError(
-                f"seed_min_tasks={self.seed_min_tasks} is more than seed_num_tasks={self.seed_num_tasks}: the seeding "
-                "phase stops at seed_num_tasks."
-            )
-        if self.seed_num_induction > 0 and self.seed_num_tasks == 0 and not self.seed_files:
-            raise ValueError(
-                f"seed_num_induction={self.seed_num_induction} needs seed_num_tasks > 0: induction seeds are proposed "
-                "on the programs of the seed triplets."
-            )
-        if self.mc_temperature is not None and self.mc_temperature <= 0:
-            raise ValueError(
-                f"mc_temperature={self.mc_temperature}: Monte-Carlo rollouts must be sampled (temperature > 0); "
-                "greedy rollouts make every solve rate 0 or 1."
-            )
 
-
-def _parse_dict(value: Any, name: str) -> dict | None:
-    """Dict fields may arrive as JSON strings from the command line."""
-    if value is None or isinstance(value, dict):
-        return value
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{name} must be a JSON object, got {value!r}: {err}") from None
-    if not isinstance(parsed, dict):
-        raise ValueError(f"{name} must be a JSON object, got {value!r}.")
-    return parsed
+# The docstring's `Parameters:` block, as in TRL's configs, rendered from each field's help text (one source for both).
+AZRConfig.__doc__ = with_parameters_doc(AZRConfig)

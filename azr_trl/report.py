@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from .seed_generation import SEEDING_METRICS
+from .tasks.parsing import blocks_with_tag, code_blocks, fenced_blocks
+from .tasks.task import ROLES, TASK_TYPES
 
 
-TASK_TYPES = ("deduction", "abduction", "induction")
-ROLES = ("propose", "solve")
 TIME_PHASES = ("generate_propose", "generate_mc", "generate_solve", "execute", "logprob", "optimize")
 REPORT_FILE = "report.html"
 
@@ -78,17 +78,11 @@ def completion_text(value: Any) -> str:
         return "" if value is None else str(value)
 
 
-def fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """The fenced blocks of a completion as (tag, body): AZR proposals use ```python and ```input / ```message."""
-    return [(tag.lower(), body.strip("\n")) for tag, body in re.findall(r"```(\w*)[ \t]*\n(.*?)```", text, re.DOTALL)]
-
-
 def proposal_parts(completion: str) -> tuple[str | None, str | None]:
-    """(program, input) of a proposal completion: its last ```python block and its last ```input block, if any."""
+    """(program, input) of a proposal completion: its last Python block and its last ```input block, if any."""
     blocks = fenced_blocks(completion)
-    programs = [body for tag, body in blocks if tag in ("python", "py", "")]
-    inputs = [body for tag, body in blocks if tag == "input"]
-    return (programs[-1] if programs else None), (inputs[-1] if inputs else None)
+    programs, inputs = code_blocks(blocks), blocks_with_tag(blocks, "input")
+    return (programs[-1].body if programs else None), (inputs[-1].body if inputs else None)
 
 
 def series(history: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:

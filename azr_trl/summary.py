@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .report import ROLES, azr_entries, completion_text, load_completions, present_task_types, proposal_parts
+from .report import azr_entries, completion_text, load_completions, present_task_types, proposal_parts
+from .tasks.task import ROLES
 
 
 def pick_proposals(completions, count: int = 3) -> list[dict[str, Any]]:

@@ -6,20 +6,19 @@ Usage:
     python -m azr_trl.train --config recipes/smollm2-135m/cpu_demo.yaml
     azr-trl train --config recipes/smollm2-135m/cpu_demo.yaml --max_steps 5
 
-    # several GPUs, e.g. 2 for the vLLM server and 2 training processes with DeepSpeed ZeRO-3
-    CUDA_VISIBLE_DEVICES=0,1 trl vllm-serve --model Qwen/Qwen2.5-Coder-7B --tensor_parallel_size 2
-    CUDA_VISIBLE_DEVICES=2,3 accelerate launch --config_file accelerate_configs/zero3.yaml --num_processes 2 \\
-        -m azr_trl.train --config recipes/qwen2.5-coder-7b/zero3_vllm_server.yaml
+    # several GPUs, e.g. 2 for the vLLM server and 2 training processes with DeepSpeed ZeRO-3 (CPU offload)
+    CUDA_VISIBLE_DEVICES=0,1 trl vllm-serve --model Qwen/Qwen2.5-Coder-7B --tensor_parallel_size 2 \\
+        --max_model_len 16384
+    CUDA_VISIBLE_DEVICES=2,3 accelerate launch --config_file accelerate_configs/zero3_offload.yaml --num_processes 2 \\
+        -m azr_trl.train --config recipes/qwen2.5-coder-7b/paper_4gpu.yaml
 
 Every recipe key is a field of `AZRScriptArguments`, `AZRConfig` or TRL's `ModelConfig`; command-line flags override
 the recipe. Recipe problems (unknown keys, missing files, impossible batch arithmetic) are reported before any model
-is loaded.
+is loaded (`preflight.py`).
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,18 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .preflight import (
+    RecipeError,
+    check_environment,
+    check_inputs,
+    check_recipe_keys,
+    has_gpu,
+    load_reward_func,
+    looks_like_path,
+    recipe_path,
+    wants_dry_run,
+)
 
 
 if TYPE_CHECKING:
@@ -40,20 +51,6 @@ logger = logging.getLogger("azr_trl.train")
 
 # Qwen3 base models add these as special tokens whose embeddings were never trained (reference README).
 QWEN3_THINK_TOKENS = ("<think>", "</think>")
-
-# Keys that recipes written for older TRL/transformers versions (e.g. open-r1's) still carry.
-_RENAMED_KEYS = {
-    "torch_dtype": "use `dtype`",
-    "max_prompt_length": "removed from GRPOConfig in TRL 1.x; AZR prompts are never truncated",
-    "warmup_ratio": "use `warmup_steps` (a value below 1 is a ratio)",
-    "overwrite_output_dir": "removed in transformers 5; pick a new `output_dir` or set `auto_resume: false`",
-    "num_generations": "AZRConfig derives it; set `mc_rollouts` for the Monte-Carlo solver rollouts",
-    "generation_batch_size": "AZRConfig derives it from task_types, propose_per_type and solve_per_type",
-}
-
-
-class RecipeError(ValueError):
-    """A recipe or command line that cannot work, found before any model is loaded."""
 
 
 @dataclass
@@ -154,12 +151,12 @@ def parse_args(
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser(prog)
-    recipe = _recipe_path(argv)
+    recipe = recipe_path(argv)
     where = f"{recipe}: " if recipe else ""
     if recipe is not None:
-        _check_recipe_keys(parser, recipe)
+        check_recipe_keys(parser, recipe)
     # A dry run plans for the recipe's GPUs, which this machine need not have: let bf16 through.
-    planning_without_gpu = _wants_dry_run(argv) and not _has_gpu()
+    planning_without_gpu = wants_dry_run(argv) and not has_gpu()
     try:
         script_args, training_args, model_args = parser.parse_args_and_config(
             [*argv, "--use_cpu", "true"] if planning_without_gpu else argv
@@ -170,7 +167,7 @@ def parse_args(
             # Unknown command-line flags (recipe keys were checked above).
             unknown = message.split(":", 1)[1].strip()
             raise RecipeError(f"unknown command-line argument(s) {unknown}") from None
-        if message.startswith("Your setup doesn't support bf16/gpu") and not _has_gpu():
+        if message.startswith("Your setup doesn't support bf16/gpu") and not has_gpu():
             raise RecipeError(
                 f"{where}bf16: true needs a GPU and this machine has none. To train on CPU add "
                 "`--use_cpu true --bf16 false`; to see the GPU plan without training, add `--dry-run`"
@@ -180,135 +177,6 @@ def parse_args(
         training_args.use_cpu = False  # the plan is for the recipe's hardware; nothing runs here
     check_inputs(script_args, training_args, model_args, where=where)
     return script_args, training_args, model_args
-
-
-def _wants_dry_run(argv: list[str]) -> bool:
-    """Whether the command line asks for a dry run (``--dry-run``, ``--dry_run [true]``, ``--dry-run=true``)."""
-    wanted = False
-    for i, arg in enumerate(argv):
-        flag, sep, value = arg.partition("=")
-        if flag not in ("--dry_run", "--dry-run"):
-            continue
-        if not sep:
-            value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else "true"
-        wanted = value.lower() in ("true", "1", "yes")
-    return wanted
-
-
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _recipe_path(argv: list[str]) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg.startswith("--config="):
-            argv[i : i + 1] = ["--config", arg.split("=", 1)[1]]  # TrlParser only understands the spaced form
-            return argv[i + 1]
-        if arg == "--config":
-            if i + 1 >= len(argv):
-                raise RecipeError("--config needs the path of a recipe YAML file")
-            return argv[i + 1]
-    return None
-
-
-def _check_recipe_keys(parser, recipe: str) -> None:
-    import yaml
-
-    path = Path(recipe)
-    if not path.is_file():
-        raise RecipeError(f"recipe {recipe} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{recipe} is not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{recipe} must be a YAML mapping of `field: value` lines")
-    known = {action.dest for action in parser._actions}
-    for key in data:
-        if key == "env" or key in known:
-            continue
-        hint = _RENAMED_KEYS.get(key)
-        if hint is None:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f"did you mean `{close[0]}`?" if close else "not a field of AZRConfig, ModelConfig or the script"
-        raise RecipeError(f"{recipe}: unknown key `{key}` ({hint})")
-
-
-def check_inputs(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: ModelConfig, where="") -> None:
-    """Fail early on missing files and options that contradict each other."""
-    if not model_args.model_name_or_path:
-        raise RecipeError(f"{where}set `model_name_or_path` (a Hub id, a local folder, or `default`)")
-    name = model_args.model_name_or_path
-    if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
-        raise RecipeError(f"{where}model_name_or_path: {name} does not exist")
-    _check_seed_files(training_args, where)
-    template = script_args.chat_template
-    if template and _looks_like_path(template) and not Path(template).is_file():
-        raise RecipeError(f"{where}chat_template: {template} does not exist")
-    for path in script_args.reward_funcs or []:
-        try:
-            load_reward_func(path)
-        except (ImportError, AttributeError, ValueError) as err:
-            raise RecipeError(f"{where}reward_funcs: cannot load {path}: {err}") from None
-    if script_args.merge_adapter_on_save and not model_args.use_peft:
-        raise RecipeError(f"{where}merge_adapter_on_save needs use_peft: true (there is no adapter to merge)")
-    if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
-        raise RecipeError(f"{where}load_in_4bit/load_in_8bit train only adapters: set use_peft: true (QLoRA)")
-    if training_args.push_to_hub and training_args.hub_model_id is None and not training_args.output_dir:
-        raise RecipeError(f"{where}push_to_hub needs hub_model_id or output_dir to name the repository")
-
-
-def _check_seed_files(training_args: AZRConfig, where: str) -> None:
-    """Every seed file exists and every row has the seed schema (the executor re-validates the programs later)."""
-    from .jsonl import read_jsonl
-    from .seeding import resolve_seed_files, row_to_candidates
-
-    for path in resolve_seed_files(training_args.seed_files):
-        if not path.is_file():
-            raise RecipeError(f"{where}seed_files: {path} does not exist (relative to {os.getcwd()})")
-        try:
-            rows = read_jsonl(path)
-        except ValueError as err:
-            raise RecipeError(f"{where}seed_files: {err}") from None
-        bad = []
-        for number, row in rows:
-            problem = row if isinstance(row, str) else row_to_candidates(row, training_args.task_types)
-            if isinstance(problem, str):
-                bad.append(f"{path}:{number}: {problem}")
-        if bad:
-            more = f" (and {len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
-            raise RecipeError(f"{where}seed_files: {bad[0]}{more}; fix or remove these rows")
-
-
-def check_environment(model_args: ModelConfig) -> None:
-    """Packages the recipe needs beyond the base install (checked before training, not for a dry run)."""
-    import importlib.util
-
-    if (model_args.load_in_4bit or model_args.load_in_8bit) and importlib.util.find_spec("bitsandbytes") is None:
-        raise RecipeError(
-            "load_in_4bit/load_in_8bit (QLoRA) need bitsandbytes, which is not installed: pip install 'azr-trl[qlora]'"
-        )
-
-
-def load_reward_func(path: str):
-    """Import ``package.module.function`` (the working directory is importable, as for TRL's scripts)."""
-    import importlib
-
-    module_name, _, name = path.rpartition(".")
-    if not module_name:
-        raise ValueError("expected a dotted path `module.function`")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    func = getattr(importlib.import_module(module_name), name)
-    if not callable(func):
-        raise ValueError(f"{path} is not callable")
-    return func
-
-
-def _looks_like_path(template: str) -> bool:
-    return "{" not in template and "\n" not in template
 
 
 ################
@@ -329,7 +197,7 @@ def get_tokenizer(model_path: str, script_args: AZRScriptArguments, model_args: 
         training_args.banned_token_ids = sorted({*training_args.banned_token_ids, *think_ids})
     if script_args.chat_template:
         template = script_args.chat_template
-        tokenizer.chat_template = Path(template).read_text() if _looks_like_path(template) else template
+        tokenizer.chat_template = Path(template).read_text() if looks_like_path(template) else template
     return tokenizer
 
 
@@ -393,12 +261,6 @@ def get_model(model_path: str, model_args: ModelConfig, training_args: AZRConfig
     return AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
 
 
-def buffer_fingerprint(buffer) -> str:
-    """A short hash of the task buffer's contents; every rank must print the same one."""
-    state = buffer.state_dict()
-    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: ModelConfig) -> None:
     """Train with Absolute Zero self-play as the parsed recipe says."""
     import datasets
@@ -411,6 +273,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
     from .callbacks import AZRProgressCallback
     from .models import resolve_model_path
     from .publish import merge_adapter, push_merged
+    from .trainer import BUFFER_FILE
 
     ###############
     # Setup logging
@@ -480,7 +343,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         # Ranks must agree on the buffer: they all add the same gathered tasks in the same order.
-        line = f"[rank {training_args.process_index}] azr buffer sha256={buffer_fingerprint(trainer.buffer)}"
+        line = f"[rank {training_args.process_index}] azr buffer sha256={trainer.buffer.fingerprint()}"
         print(line + _zero3_shard_note(trainer.model), flush=True)
 
         ##################################
@@ -488,7 +351,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
         ##################################
         trainer.save_model(training_args.output_dir)
         if trainer.accelerator.is_main_process:
-            trainer.buffer.save(os.path.join(training_args.output_dir, "azr_buffer.json"))
+            trainer.buffer.save(os.path.join(training_args.output_dir, BUFFER_FILE))
             trainer.create_model_card(model_name=_model_name(training_args), tags=["azr-trl"])
             logger.info("Model saved to %s", training_args.output_dir)
         merged_dir = None

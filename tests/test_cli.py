@@ -39,6 +39,18 @@ def test_no_subcommand_prints_help_and_fails(capsys):
     assert "model-path" in capsys.readouterr().out
 
 
+def test_every_subcommand_module_registers_its_command():
+    import argparse
+    import importlib
+
+    from azr_trl.cli.main import SUBCOMMAND_MODULES, build_parser
+
+    (subparsers,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(subparsers.choices) == sorted(name.replace("_", "-") for name in SUBCOMMAND_MODULES)
+    for name in SUBCOMMAND_MODULES:
+        assert callable(importlib.import_module(f"azr_trl.cli.{name}").run), name
+
+
 def test_model_path_passes_hub_ids_through(capsys, tmp_path):
     assert main(["model-path", "Qwen/Qwen2.5-0.5B", "--cache-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == "Qwen/Qwen2.5-0.5B"

@@ -171,11 +171,11 @@ def test_dry_run_without_a_reachable_config_still_plans_the_step(capsys):
 
 
 def test_dry_run_flag_forms():
-    from azr_trl.train import _wants_dry_run
+    from azr_trl.preflight import wants_dry_run
 
-    assert _wants_dry_run(["--dry-run"]) and _wants_dry_run(["--dry-run", "--max_steps", "1"])
-    assert _wants_dry_run(["--dry_run", "true"]) and _wants_dry_run(["--dry-run=true"])
-    assert not _wants_dry_run(["--dry_run", "false"]) and not _wants_dry_run(["--max_steps", "1"])
+    assert wants_dry_run(["--dry-run"]) and wants_dry_run(["--dry-run", "--max_steps", "1"])
+    assert wants_dry_run(["--dry_run", "true"]) and wants_dry_run(["--dry-run=true"])
+    assert not wants_dry_run(["--dry_run", "false"]) and not wants_dry_run(["--max_steps", "1"])
 
 
 def test_planning_under_a_zero3_launch_runs_no_collectives():

@@ -11,7 +11,7 @@ import torch
 from azr_trl import AZRConfig
 from azr_trl.advantages import baseline_group_ids, task_relative_advantages
 from azr_trl.buffer import TaskBuffer
-from azr_trl.config import PRESETS
+from azr_trl.config_checks import PRESETS
 from azr_trl.rewards import make_azr_reward_funcs
 from azr_trl.rollouts import draw_solve_tasks
 from azr_trl.tasks import Task

@@ -11,7 +11,7 @@ import pytest
 from azr_trl.cli.main import main
 from azr_trl.prompt_format import PROMPT_FORMAT_FILE, find_prompt_format, save_prompt_format, trained_defaults
 
-from tiny import make_tiny_model, make_tiny_tokenizer
+from tiny import make_tiny_tokenizer, save_tiny_model
 
 
 CRUX = Path(__file__).parent / "data" / "eval" / "cruxeval_tiny.jsonl"
@@ -21,11 +21,9 @@ CRUX = Path(__file__).parent / "data" / "eval" / "cruxeval_tiny.jsonl"
 def r1_run(tmp_path) -> Path:
     """A run directory trained in r1 with a checkpoint; the tokenizer has a chat template (so `auto` says chat)."""
     run = tmp_path / "run"
-    tokenizer = make_tiny_tokenizer()
-    assert tokenizer.chat_template
+    assert make_tiny_tokenizer().chat_template
     for folder in (run, run / "checkpoint-1"):
-        make_tiny_model(tokenizer).save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+        save_tiny_model(folder)
     save_prompt_format(run, "r1", True)
     return run
 

@@ -15,7 +15,7 @@ from huggingface_hub.utils import filter_repo_objects
 
 from azr_trl.train import run
 
-from tiny import make_tiny_model, make_tiny_tokenizer
+from tiny import save_tiny_model
 
 
 DEMO = Path(__file__).resolve().parent.parent / "recipes" / "smollm2-135m" / "cpu_demo.yaml"
@@ -54,9 +54,7 @@ def test_push_uploads_the_adapter_and_the_merged_model_to_separate_repos(tmp_pat
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
 
-    tokenizer = make_tiny_tokenizer()
-    make_tiny_model(tokenizer).save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
+    save_tiny_model(tmp_path / "model")
     out = tmp_path / "run"
     argv = [
         "--config", str(DEMO), "--model_name_or_path", str(tmp_path / "model"), "--output_dir", str(out),

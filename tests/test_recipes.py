@@ -248,6 +248,23 @@ def test_lora_recipes_sample_without_dropout(recipe):
     assert model_args.lora_dropout == 0.0
 
 
+def test_recipe_and_accelerate_paths_in_docs_exist():
+    """Usage lines name files that exist: the training script's docstring, the README and the recipe headers."""
+    import azr_trl.train
+
+    texts = {"azr_trl/train.py": azr_trl.train.__doc__, "README.md": (ROOT / "README.md").read_text()}
+    texts.update({str(r.relative_to(ROOT)): r.read_text() for r in RECIPES})
+    pattern = r"(?:recipes|accelerate_configs)/[\w./-]+\.yaml"
+    assert re.findall(pattern, azr_trl.train.__doc__)
+    missing = [
+        (name, path)
+        for name, text in texts.items()
+        for path in re.findall(pattern, text)
+        if not (ROOT / path).is_file()
+    ]
+    assert not missing
+
+
 def test_readme_gives_no_vllm_advice_that_errors():
     readme = (ROOT / "README.md").read_text()
     # `trl vllm-serve --data_parallel_size` > 1 errors out on dense models (TRL 1.16's own help text).
@@ -262,7 +279,7 @@ def test_readme_gives_no_vllm_advice_that_errors():
 def test_gpu_recipe_on_a_machine_without_gpu_says_what_to_set(capsys, monkeypatch):
     import azr_trl.train as train_module
 
-    monkeypatch.setattr(train_module, "_has_gpu", lambda: False)
+    monkeypatch.setattr(train_module, "has_gpu", lambda: False)
     monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: False)
     assert run(["--config", str(PAPER_RECIPES[0])]) == 2
     err = capsys.readouterr().err.strip()

@@ -21,7 +21,7 @@ from azr_trl.report import load_log_history, proposal_parts, write_report
 from azr_trl.summary import format_summary, pick_proposals
 from azr_trl.train import run
 
-from tiny import make_tiny_model, make_tiny_tokenizer
+from tiny import save_tiny_model
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,10 +46,7 @@ TINY_OVERRIDES = [
 def tiny_run(tmp_path_factory) -> Path:
     """A finished 2-step run of the training script on a tiny model, with its report written by the script."""
     base = tmp_path_factory.mktemp("tiny_run")
-    tokenizer = make_tiny_tokenizer()
-    model = make_tiny_model(tokenizer)
-    model.save_pretrained(base / "model")
-    tokenizer.save_pretrained(base / "model")
+    save_tiny_model(base / "model")
     out = base / "run"
     argv = ["--config", str(DEMO), "--model_name_or_path", str(base / "model"), "--output_dir", str(out)]
     assert run([*argv, *TINY_OVERRIDES, "--report_dir", str(base / "report_by_train")]) == 0

@@ -10,7 +10,7 @@ import pytest
 
 from azr_trl.train import QWEN3_THINK_TOKENS, AZRScriptArguments, get_tokenizer, remove_added_tokens, run
 
-from tiny import make_tiny_model, make_tiny_tokenizer
+from tiny import make_tiny_tokenizer, save_tiny_model
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,10 +71,7 @@ def test_lora_run_saves_adapter_and_merged_model(tmp_path):
     """use_peft from the recipe builds the LoRA; merge_adapter_on_save writes base + adapter as one model."""
     from transformers import AutoModelForCausalLM
 
-    tokenizer = make_tiny_tokenizer()
-    model = make_tiny_model(tokenizer)
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
+    save_tiny_model(tmp_path / "model")
     out = tmp_path / "run"
     argv = ["--config", str(DEMO), "--model_name_or_path", str(tmp_path / "model"), "--output_dir", str(out)]
     lora = ["--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj"]

@@ -7,7 +7,9 @@ GRPO step on CPU in about a second.
 
 from __future__ import annotations
 
+import os
 import string
+from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -81,3 +83,11 @@ def make_tiny_model(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None
     )
     return model
+
+
+def save_tiny_model(folder: str | os.PathLike, seed: int = 0) -> Path:
+    """Write the tiny tokenizer and a tiny model for it to ``folder`` (what ``--model_name_or_path`` loads)."""
+    tokenizer = make_tiny_tokenizer()
+    make_tiny_model(tokenizer, seed=seed).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)

@@ -18,13 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"azr_trl.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"azr_trl.cli.{name}":  # not written yet on this branch
-                continue
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"azr_trl.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,158 @@
+"""The presets and refusals of `AZRConfig`: paper vs reference-code defaults, allowed values and impossible settings.
+
+`AZRConfig.__post_init__` applies the preset, then refuses every AZR or GRPO setting that its step cannot honour,
+with a message naming the field and what to set instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .seed_generation import REFERENCE_SEED_MINIMUM
+from .tasks.parsing import ANSWER_EXTRACTIONS
+from .tasks.task import TASK_TYPES
+
+
+if TYPE_CHECKING:
+    from .config import AZRConfig
+
+
+# Every known difference between the paper and its reference code, as the values each preset gives the fields left
+# unset (None). A field set explicitly keeps its value whatever the preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "trivial_task_reward": 0.0,  # Eq. 4/6: a task solved always or never has learnability 0
+        "advantage_weighting": "sample",  # Eq. 8: per-sample mean and std per (task type, role)
+        "induction_inputs": "exact",  # the prompt asks for exactly N inputs
+        "reject_duplicate_inputs": True,  # the prompt asks for different inputs
+        "reject_message_leaks": True,  # the prompt forbids copying the program into the message
+        "seed_num_tasks": 0,  # start from the zero triplet
+        "seed_num_induction": 0,
+    },
+    "reference": {
+        "trivial_task_reward": -0.5,  # reward manager: -0.5 for a valid task with solve rate 0 or 1
+        "advantage_weighting": "token",  # verl's masked whitening: token-weighted, Bessel on the token count
+        "induction_inputs": "last_n",  # at least N input blocks; the last N are kept
+        "reject_duplicate_inputs": False,  # not checked
+        "reject_message_leaks": False,  # not checked
+        "seed_num_tasks": 256,  # data_len 64 x seed_batch_factor 4
+        "seed_num_induction": 256,
+    },
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "preset": tuple(PRESETS),
+    "answer_extraction": ANSWER_EXTRACTIONS,
+    "induction_inputs": ("exact", "last_n"),
+    "prompt_format": ("auto", "chat", "r1"),
+    "baseline": ("task_role", "role", "global"),
+    "advantage_weighting": ("sample", "token"),
+    "executor": ("local", "sandbox_fusion"),
+    "solver_sampling": ("max_new", "uniform"),
+    "reference_sampling": ("uniform", "recency"),
+    "intrinsic_combine": ("sum", "multiply", "sum_multiply", "multiply_sum"),
+}
+
+
+def apply_preset(config: AZRConfig) -> None:
+    """Give the fields left unset (None) the values of ``config.preset``, then derive ``seed_min_tasks``."""
+    if config.preset not in PRESETS:
+        raise ValueError(f"preset={config.preset!r} is not one of {list(PRESETS)}.")
+    for name, value in PRESETS[config.preset].items():
+        if getattr(config, name) is None:
+            setattr(config, name, value)
+    if config.seed_min_tasks is None:
+        config.seed_min_tasks = min(REFERENCE_SEED_MINIMUM, config.seed_num_tasks)
+
+
+def check_azr_fields(config: AZRConfig) -> None:
+    """AZR settings that cannot work together, each refused with a message naming the field and a way out."""
+    unknown = [t for t in config.task_types if t not in TASK_TYPES]
+    if unknown or not config.task_types:
+        raise ValueError(f"task_types={config.task_types!r}: choose a non-empty subset of {list(TASK_TYPES)}.")
+    if len(set(config.task_types)) != len(config.task_types):
+        raise ValueError(f"task_types={config.task_types!r} lists a task type twice.")
+    if "induction" in config.task_types and not {"deduction", "abduction"} & set(config.task_types):
+        # Induction proposals are built from programs of the deduction/abduction buffers.
+        raise ValueError(
+            "task_types=['induction'] needs deduction or abduction too: induction prompts take their program from "
+            "those buffers. Use task_types=['deduction', 'abduction', 'induction']."
+        )
+    for name, choices in CHOICES.items():
+        if getattr(config, name) not in choices:
+            raise ValueError(f"{name}={getattr(config, name)!r} is not one of {list(choices)}.")
+    for name in ("propose_per_type", "solve_per_type", "num_references"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}.")
+    if config.mc_rollouts < 2:
+        raise ValueError(
+            f"mc_rollouts={config.mc_rollouts}: learnability 1 - r needs at least 2 Monte-Carlo rollouts, otherwise "
+            "every solve rate is 0 or 1 and every valid proposal gets trivial_task_reward. Use mc_rollouts=8 "
+            "(paper)."
+        )
+    if config.induction_num_inputs < 2:
+        raise ValueError(
+            f"induction_num_inputs={config.induction_num_inputs}: at least 2 are needed (half shown, half hidden)."
+        )
+    if config.executor_timeout <= 0:
+        raise ValueError(f"executor_timeout must be positive, got {config.executor_timeout}.")
+    if config.generation_chunk_size < 1:
+        raise ValueError(f"generation_chunk_size must be at least 1, got {config.generation_chunk_size}.")
+    if config.buffer_max_size < 1:
+        raise ValueError(f"buffer_max_size must be at least 1, got {config.buffer_max_size}.")
+    if config.vllm_server_retry_seconds < 0 or config.vllm_server_retry_max_interval <= 0:
+        raise ValueError(
+            f"vllm_server_retry_seconds={config.vllm_server_retry_seconds} must be >= 0 and "
+            f"vllm_server_retry_max_interval={config.vllm_server_retry_max_interval} > 0."
+        )
+    for name in ("seed_num_tasks", "seed_num_induction", "seed_min_tasks"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be at least 0, got {getattr(config, name)}.")
+    for name in ("seed_max_rounds", "seed_patience"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}.")
+    if config.seed_min_tasks > config.seed_num_tasks:
+        raise ValueError(
+            f"seed_min_tasks={config.seed_min_tasks} is more than seed_num_tasks={config.seed_num_tasks}: the seeding "
+            "phase stops at seed_num_tasks."
+        )
+    if config.seed_num_induction > 0 and config.seed_num_tasks == 0 and not config.seed_files:
+        raise ValueError(
+            f"seed_num_induction={config.seed_num_induction} needs seed_num_tasks > 0: induction seeds are proposed "
+            "on the programs of the seed triplets."
+        )
+    if config.mc_temperature is not None and config.mc_temperature <= 0:
+        raise ValueError(
+            f"mc_temperature={config.mc_temperature}: Monte-Carlo rollouts must be sampled (temperature > 0); "
+            "greedy rollouts make every solve rate 0 or 1."
+        )
+
+
+def check_grpo_fields(config: AZRConfig) -> None:
+    """GRPO settings that AZR's step cannot honour."""
+    if config.num_iterations != 1:
+        raise ValueError(
+            f"num_iterations={config.num_iterations}: an AZR step is on-policy (its proposals, Monte-Carlo rollouts "
+            "and buffer update happen once per step, and its sequences are trained on once). Leave num_iterations "
+            "at 1."
+        )
+    if config.scale_rewards != "group":
+        raise ValueError(
+            f"scale_rewards={config.scale_rewards!r}: AZR replaces GRPO's per-prompt advantages with Task-Relative "
+            "REINFORCE++, so GRPO's scale_rewards has no effect. Leave it unset and use scale_advantages "
+            "(divide by the group's std or not) and baseline (task_role, role or global) instead."
+        )
+
+
+def parse_json_dict(value: Any, name: str) -> dict | None:
+    """Dict fields may arrive as JSON strings from the command line."""
+    if value is None or isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name} must be a JSON object, got {value!r}: {err}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object, got {value!r}.")
+    return parsed
