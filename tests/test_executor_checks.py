@@ -6,7 +6,8 @@ import pytest
 
 from azr_trl.executor import REFERENCE_BANNED_MODULES, find_banned, literal_equal, parse_args, parse_literal
 from azr_trl.executor.checks import check_program, code_imports, match_banned
-from azr_trl.executor.verify import values_equal, verify_deduction
+from azr_trl.executor.values import values_equal
+from azr_trl.tasks.triplet import verify_deduction
 
 
 @pytest.mark.parametrize(

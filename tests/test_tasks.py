@@ -182,7 +182,7 @@ def test_task_key_dedups_layout_not_content():
 def executor():
     from azr_trl.executor import ExecutorConfig, make_executor
 
-    ex = make_executor("local", ExecutorConfig(timeout=5.0, workers=2))
+    ex = make_executor(ExecutorConfig(timeout=5.0, workers=2))
     yield ex
     ex.close()
 
