@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
 from azr_trl.seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
 
 
@@ -68,16 +69,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="a proposal needs a <think> block (default: yes for r1, no for chat)",
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="executor seconds per program (default 10)")
-    parser.add_argument("--workers", type=int, default=None, help="executor workers (default: CPU count)")
+    add_executor_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
 
 
-def _hf_backend(path: str, args: argparse.Namespace) -> tuple[Any, bool]:
-    """A batched sampling function over ``transformers`` ``generate``, and whether the model has a chat template."""
+def _hf_backend(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
+    """A batched sampling function over ``transformers`` ``generate``, and the model's tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -110,10 +110,10 @@ def _hf_backend(path: str, args: argparse.Namespace) -> tuple[Any, bool]:
             )
         return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
-    return generate, bool(tokenizer.chat_template)
+    return generate, tokenizer
 
 
-def _vllm_backend(path: str, args: argparse.Namespace) -> tuple[Any, bool]:
+def _vllm_backend(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
@@ -128,15 +128,16 @@ def _vllm_backend(path: str, args: argparse.Namespace) -> tuple[Any, bool]:
             outputs = llm.chat(prompts, params, use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
 
-    return generate, bool(llm.get_tokenizer().chat_template)
+    return generate, llm.get_tokenizer()
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
-    from azr_trl.executor import ExecutorConfig, make_executor
+    from azr_trl.executor import ExecutorError, make_executor
     from azr_trl.models import resolve_model_path
     from azr_trl.prompt_format import trained_defaults
     from azr_trl.seeding import generate_seed_tasks
+    from azr_trl.tasks.prompts import resolve_prompt_format
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("num_tasks", "batch_size", "num_references", "max_new_tokens", "max_rounds", "patience"):
@@ -144,18 +145,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 1
     try:
+        config = executor_config_from_args(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    try:
         path = resolve_model_path(args.model)
         backend = _vllm_backend if args.backend == "vllm" else _hf_backend
-        generate, has_template = backend(path, args)
+        generate, tokenizer = backend(path, args)
     except (OSError, ValueError, ImportError) as err:
         print(f"error: cannot load model {args.model!r}: {err}", file=sys.stderr)
         return 1
     prompt_format, require_think = trained_defaults(args.model, args.prompt_format, args.require_think)
-    fmt = prompt_format if prompt_format != "auto" else ("chat" if has_template else "r1")
-    require_think = require_think if require_think is not None else fmt == "r1"
-    config = ExecutorConfig(timeout=args.timeout, workers=args.workers)
+    fmt, require_think = resolve_prompt_format(prompt_format, require_think, tokenizer)
     try:
-        with make_executor("local", config) as executor:
+        with make_executor(config) as executor:
             report = generate_seed_tasks(
                 generate,
                 executor,
@@ -173,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 progress=not args.no_progress,
             )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError, ExecutorError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for phase in report.phases:

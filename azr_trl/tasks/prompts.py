@@ -33,6 +33,17 @@ _CHAT_FORMAT_NOTE = (
 )
 
 
+def resolve_prompt_format(prompt_format: str, require_think: bool | None, tokenizer) -> tuple[str, bool]:
+    """The prompt format and think requirement a run uses: ``auto`` is ``chat`` when the tokenizer has a chat template,
+    else ``r1``; ``require_think`` None means yes for ``r1``, no for ``chat``. Other formats are checked and kept."""
+    if prompt_format not in ("auto", *PROMPT_FORMATS):
+        raise ValueError(f"Unknown prompt format {prompt_format!r}: use one of {['auto', *PROMPT_FORMATS]}.")
+    fmt = prompt_format
+    if fmt == "auto":
+        fmt = "chat" if getattr(tokenizer, "chat_template", None) else "r1"
+    return fmt, (fmt == "r1") if require_think is None else bool(require_think)
+
+
 def render(content: str, fmt: str) -> str | list[dict[str, Any]]:
     """Wrap task ``content`` in prompt format ``fmt`` (``"r1"`` or ``"chat"``)."""
     if fmt == "r1":
