@@ -11,6 +11,7 @@ from trl import GRPOConfig
 from .executor.types import EXECUTOR_KINDS, REFERENCE_BANNED_MODULES, ExecutorConfig
 from .seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
 from .tasks.parsing import ANSWER_EXTRACTIONS
+from .tasks.prompts import PROMPT_FORMAT_CHOICES
 from .tasks.task import TASK_TYPES
 
 
@@ -41,7 +42,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "answer_extraction": ANSWER_EXTRACTIONS,
     "induction_inputs": ("exact", "last_n"),
-    "prompt_format": ("auto", "chat", "r1"),
+    "prompt_format": PROMPT_FORMAT_CHOICES,
     "baseline": ("task_role", "role", "global"),
     "advantage_weighting": ("sample", "token"),
     "executor": EXECUTOR_KINDS,

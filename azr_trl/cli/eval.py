@@ -7,6 +7,7 @@ import logging
 import sys
 
 from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
+from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="completion length cap")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (hf backend)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="generation backend (vllm: GPU only)")
-    parser.add_argument("--prompt-format", choices=("auto", "chat", "r1"), default=None,
+    parser.add_argument("--prompt-format", choices=PROMPT_FORMAT_CHOICES, default=None,
                         help="chat template (instruct models) or the R1 wrapper (base models); default: the format "
                         "the model was trained with (azr_prompt_format.json in its folder or run directory), else "
                         "auto, which picks chat when the tokenizer has a chat template")  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 
 from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
 from azr_trl.seeding import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
+from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--prompt-format",
-        choices=("auto", "chat", "r1"),
+        choices=PROMPT_FORMAT_CHOICES,
         default=None,
         help="default: the format the model was trained with (azr_prompt_format.json), else auto: chat if the model "
         "has a template",
