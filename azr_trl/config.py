@@ -8,7 +8,7 @@ from trl import GRPOConfig
 
 from .config_checks import apply_preset, check_azr_fields, check_grpo_fields, parse_json_dict
 from .config_docs import with_parameters_doc
-from .executor.types import REFERENCE_BANNED_MODULES
+from .executor.types import REFERENCE_BANNED_MODULES, ExecutorConfig
 from .seed_generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
 from .tasks.task import TASK_TYPES
 
@@ -215,15 +215,20 @@ class AZRConfig(GRPOConfig):
     )
 
     # ----- executor -----
+    # The defaults come from ExecutorConfig, the one home of the executor's settings (`executor_config()` builds one).
     executor: str = field(
-        default="local",
+        default=ExecutorConfig.backend,
         metadata={"help": "Where programs run: `local` (forked sandbox pool) or `sandbox_fusion` (a remote server)."},
     )
-    executor_timeout: float = field(default=10.0, metadata={"help": "Wall-clock seconds per program."})
-    executor_workers: int | None = field(
-        default=None, metadata={"help": "Programs in flight at once; None: the CPU count."}
+    executor_timeout: float = field(
+        default=ExecutorConfig.timeout, metadata={"help": "Wall-clock seconds per program."}
     )
-    executor_memory_mb: int = field(default=1024, metadata={"help": "Address-space limit per program, in MiB."})
+    executor_workers: int | None = field(
+        default=ExecutorConfig.workers, metadata={"help": "Programs in flight at once; None: the CPU count."}
+    )
+    executor_memory_mb: int = field(
+        default=ExecutorConfig.memory_mb, metadata={"help": "Address-space limit per program, in MiB."}
+    )
     executor_kwargs: dict | str | None = field(
         default=None,
         metadata={"help": 'Extra executor options, e.g. `{"endpoint": "http://127.0.0.1:8080"}` for sandbox_fusion.'},
@@ -365,6 +370,17 @@ class AZRConfig(GRPOConfig):
                 f"eval_strategy={self.eval_strategy!r}: AZR has no evaluation dataset. Keep eval_strategy='no' and "
                 "evaluate during training with azr_trl.evaluation's callback (or after it with `azr-trl eval`)."
             )
+
+    def executor_config(self) -> ExecutorConfig:
+        """The executor settings of this run (backend, limits, banned modules), for `make_executor` and the evaluation."""
+        return ExecutorConfig(
+            backend=self.executor,
+            backend_kwargs=dict(self.executor_kwargs or {}),
+            timeout=self.executor_timeout,
+            workers=self.executor_workers,
+            memory_mb=self.executor_memory_mb,
+            banned_modules=tuple(self.banned_modules),
+        )
 
     @property
     def seeds_from_model(self) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .executor.types import EXECUTOR_KINDS
 from .seed_generation import REFERENCE_SEED_MINIMUM
 from .tasks.parsing import ANSWER_EXTRACTIONS
+from .tasks.prompts import PROMPT_FORMAT_CHOICES
 from .tasks.task import TASK_TYPES
 
 
@@ -45,10 +47,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "answer_extraction": ANSWER_EXTRACTIONS,
     "induction_inputs": ("exact", "last_n"),
-    "prompt_format": ("auto", "chat", "r1"),
+    "prompt_format": PROMPT_FORMAT_CHOICES,
     "baseline": ("task_role", "role", "global"),
     "advantage_weighting": ("sample", "token"),
-    "executor": ("local", "sandbox_fusion"),
+    "executor": EXECUTOR_KINDS,
     "solver_sampling": ("max_new", "uniform"),
     "reference_sampling": ("uniform", "recency"),
     "intrinsic_combine": ("sum", "multiply", "sum_multiply", "multiply_sum"),

@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .tasks.prompts import PROMPT_FORMATS
+
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def find_prompt_format(model: str) -> tuple[dict[str, Any], str] | None:
 
 def _read(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
-    if data.get("prompt_format") not in ("chat", "r1") or not isinstance(data.get("require_think"), bool):
+    if data.get("prompt_format") not in PROMPT_FORMATS or not isinstance(data.get("require_think"), bool):
         raise ValueError(f"{path}: expected {{'prompt_format': 'chat' | 'r1', 'require_think': true | false}}")
     return data
 

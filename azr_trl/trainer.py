@@ -29,7 +29,7 @@ from .batch import build_training_batch
 from .buffer import TaskBuffer
 from .config import AZRConfig
 from .engine_generation import EngineGenerationMixin
-from .executor import ExecutorConfig, make_executor
+from .executor import make_executor
 from .intrinsic import compute_intrinsic
 from .prompt_budget import (
     check_prompt_budget,
@@ -42,6 +42,7 @@ from .rewards import make_azr_reward_funcs
 from .rollouts import Rollouts, propose_prompts, solve_prompts
 from .step_metrics import PhaseTimer, StepRecord, log_step, propose_records, solve_records
 from .tasks import TASK_TYPES, get_task_spec, validate_candidates
+from .tasks.prompts import resolve_prompt_format
 from .tasks.task import Task
 from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
 
@@ -124,17 +125,14 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             self._vllm_server_retry = guard_vllm_server(
                 self.vllm_generation, args.vllm_server_retry_seconds, args.vllm_server_retry_max_interval
             )
-        self.prompt_format = args.prompt_format
-        if self.prompt_format == "auto":
-            self.prompt_format = "chat" if getattr(self._tokenizer, "chat_template", None) else "r1"
-        self.require_think = args.require_think if args.require_think is not None else self.prompt_format == "r1"
+        self.prompt_format, self.require_think = resolve_prompt_format(
+            args.prompt_format, args.require_think, self._tokenizer
+        )
         if self.accelerator.is_main_process:
             # The format travels with the model: `azr-trl eval`/`seed` default to it.
             save_prompt_format(args.output_dir, self.prompt_format, self.require_think)
 
-        self.executor = executor or make_executor(
-            args.executor, _executor_config(args), **(args.executor_kwargs or {})
-        )
+        self.executor = executor or make_executor(args.executor_config())
         # One background thread runs executor batches while the model generates (it never runs two at once).
         self._exec_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="azr-executor")
         self.specs = {t: _task_spec(args, t) for t in args.task_types}
@@ -159,10 +157,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
                     max_new_tokens=args.eval_max_new_tokens or args.max_completion_length,
                     prompt_format=self.prompt_format,
                     require_think=self.require_think,
-                    executor=args.executor,
-                    executor_kwargs=args.executor_kwargs,
-                    timeout=args.executor_timeout,
-                    workers=args.executor_workers,
+                    executor_config=args.executor_config(),
                     seed=args.seed,
                 )
             )
@@ -468,15 +463,6 @@ def _task_spec(args: AZRConfig, task_type: str):
         banned_modules=tuple(args.banned_modules),
         answer_extraction=args.answer_extraction,
         **options,
-    )
-
-
-def _executor_config(args: AZRConfig) -> ExecutorConfig:
-    return ExecutorConfig(
-        timeout=args.executor_timeout,
-        workers=args.executor_workers,
-        memory_mb=args.executor_memory_mb,
-        banned_modules=tuple(args.banned_modules),
     )
 
 

@@ -347,7 +347,7 @@ def main() -> None:
         if not args.reference_dir:
             print("  NOTE: no --reference-dir given: comparing against a rebuild, not the real reference code")
         reference.run(make_workload(20, 0.0, seed=998))  # warm-up: the pool and its worker start
-    with make_executor("local", config, max_in_flight=args.max_in_flight) as executor:
+    with make_executor(config, max_in_flight=args.max_in_flight) as executor:
         print(
             f"azr-trl local executor: {executor.max_in_flight} in flight, network namespace: {executor.network_isolated}"
         )

@@ -38,7 +38,7 @@ def test_zero_tasks_are_valid(tmp_path):
     from azr_trl.executor import ExecutorConfig, make_executor
     from azr_trl.tasks import get_task_spec, validate_candidates
 
-    with make_executor("local", ExecutorConfig(timeout=5.0, workers=2)) as ex:
+    with make_executor(ExecutorConfig(timeout=5.0, workers=2)) as ex:
         trip, ind = zero_triplet(), zero_induction_task()
         (t1, v1), (t2, v2) = validate_candidates(
             ex, [(get_task_spec("deduction"), trip), (get_task_spec("induction", num_inputs=6), ind)]

@@ -72,3 +72,37 @@ def test_model_path_default_prints_the_converted_folder(azr_trl_cli, default_mod
     # stdout is exactly the path (progress goes to stderr), so `$(azr-trl model-path default)` works in scripts.
     assert result.stdout == f"{default_model_path}\n"
     assert (Path(result.stdout.strip()) / "config.json").is_file()
+
+
+def test_eval_seed_and_validate_share_the_executor_flags(tmp_path, capsys):
+    from azr_trl.cli.executor_args import executor_config_from_args
+    from azr_trl.cli.main import build_parser
+    from azr_trl.executor import ExecutorConfig
+
+    parser = build_parser()
+    flags = ["--executor", "sandbox_fusion", "--endpoint", "http://host:1", "--executor-kwargs", '{"concurrency": 4}',
+             "--timeout", "3", "--workers", "2", "--memory-mb", "2048"]  # fmt: skip
+    commands = (
+        ["eval", "--benchmark", "cruxeval_o"],
+        ["seed", "--model", "default", "--num-tasks", "1"],
+        ["validate", "in.jsonl", "--output", "out.jsonl"],
+    )
+    expected = ExecutorConfig(
+        backend="sandbox_fusion",
+        backend_kwargs={"concurrency": 4, "endpoint": "http://host:1"},
+        timeout=3.0,
+        workers=2,
+        memory_mb=2048,
+    )
+    for command in commands:
+        assert executor_config_from_args(parser.parse_args(command + flags)) == expected
+        # Without the flags: ExecutorConfig's own defaults.
+        assert executor_config_from_args(parser.parse_args(command)) == ExecutorConfig()
+    with pytest.raises(ValueError, match="--executor-kwargs must be a JSON object"):
+        executor_config_from_args(parser.parse_args([*commands[2], "--executor-kwargs", "[1]"]))
+    # A subcommand reports the bad flag in one line instead of a traceback.
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"program": "def f(x):\\n    return x", "input": "1"}\n')
+    argv = ["validate", str(source), "--output", str(tmp_path / "out.jsonl"), "--executor-kwargs", "{not json"]
+    assert main(argv) == 2
+    assert "--executor-kwargs is not valid JSON" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 from azr_trl.evaluation import AZREvalCallback
+from azr_trl.executor import ExecJob, ExecutorConfig
 
 from tiny import make_tiny_model, make_tiny_tokenizer
 
@@ -58,7 +59,13 @@ def _eval_rows(history: list[dict]) -> list[dict]:
 def test_callback_logs_eval_accuracy_every_eval_steps(tmp_path):
     trainer = _grpo_trainer(tmp_path, max_steps=2)
     callback = AZREvalCallback(
-        trainer, dataset=str(CRUX), num_items=3, eval_steps=1, eval_on_start=True, max_new_tokens=8, workers=1
+        trainer,
+        dataset=str(CRUX),
+        num_items=3,
+        eval_steps=1,
+        eval_on_start=True,
+        max_new_tokens=8,
+        executor_config=ExecutorConfig(workers=1),
     )
     assert [len(items) for items in callback.items.values()] == [3, 3]
     trainer.add_callback(callback)
@@ -81,7 +88,7 @@ def test_callback_logs_eval_accuracy_every_eval_steps(tmp_path):
 
 def test_callback_without_trainer_reference(tmp_path):
     callback = AZREvalCallback(dataset=str(CRUX), benchmarks=["cruxeval_o"], num_items=2, eval_steps=1,
-                               max_new_tokens=4, workers=1)  # fmt: skip
+                               max_new_tokens=4, executor_config=ExecutorConfig(workers=1))  # fmt: skip
     trainer = _grpo_trainer(tmp_path, max_steps=1, callbacks=[callback])
     trainer.train()
     rows = _eval_rows(trainer.state.log_history)
@@ -105,6 +112,65 @@ def test_callback_with_azr_trainer(tmp_path):
     rows = _eval_rows(trainer.state.log_history)
     assert len(rows) == 1 and not any(k.startswith("azr/") for k in rows[0])
     assert any("azr/deduction/solve/reward_mean" in row for row in trainer.state.log_history)
+
+
+# An abduction item whose program needs 1.5 GiB: its answer only checks out in a sandbox allowed more than 1024 MiB.
+_BIG = {
+    "id": "big_0",
+    "code": "def f(mib):\n    block = bytearray(mib * 1024 * 1024)\n    return len(block) // (1024 * 1024)",
+    "input": "1536",
+    "output": "1536",
+}
+
+
+class _RightAnswers:
+    """Stands in for the model, which the tiny one cannot be: every prompt gets the correct abduction answer."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 8):
+        pass
+
+    def generate(self, prompts, settings, progress=True, desc=None):
+        return [["<think>f allocates mib MiB</think> <answer>\n```input\n1536\n```\n</answer>"] for _ in prompts]
+
+
+@pytest.mark.parametrize("memory_mb", [3072, None])
+def test_azr_trainer_evaluation_runs_with_the_recipes_executor_settings(tmp_path, monkeypatch, memory_mb):
+    """The callback an AZRTrainer adds (eval_benchmarks) verifies answers with the run's executor_memory_mb and
+    banned_modules, not the executor defaults (1024 MiB, the reference ban list)."""
+    from azr_trl import AZRConfig, AZRTrainer
+    from azr_trl.evaluation import callback as callback_module
+
+    data = tmp_path / "big.jsonl"
+    data.write_text(json.dumps(_BIG) + "\n")
+    tokenizer = make_tiny_tokenizer()
+    limits = {"executor_memory_mb": memory_mb} if memory_mb else {}
+    args = AZRConfig(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=3, propose_per_type=1, solve_per_type=1,
+        mc_rollouts=2, num_references=1, max_completion_length=8, executor_timeout=10.0, executor_workers=1,
+        banned_modules=["json"], eval_benchmarks=["cruxeval_i"], eval_benchmark_file=str(data), eval_steps=1,
+        use_cpu=True, bf16=False, report_to="none", logging_steps=1, save_strategy="no", **limits,
+    )  # fmt: skip
+    trainer = AZRTrainer(make_tiny_model(tokenizer), args=args, processing_class=tokenizer)
+    try:
+        (callback,) = [c for c in trainer.callback_handler.callbacks if isinstance(c, AZREvalCallback)]
+        monkeypatch.setattr(callback_module, "HFGenerator", _RightAnswers)
+        metrics = callback._evaluate(trainer.args, trainer.state, trainer.control, model=trainer.model)
+        assert metrics["eval/cruxeval_i/format_error_rate"] == 0.0
+        # Allowed 3072 MiB, f(1536) runs and the answer is right; with the default 1024 MiB it runs out of memory.
+        assert metrics["eval/cruxeval_i/accuracy"] == (1.0 if memory_mb else 0.0)
+        # The ban list is the run's too: json is banned, random (banned by default) is not.
+        executor = callback._scoring_executor()
+        uses_json, uses_random = executor.run(
+            [
+                ExecJob("import json\ndef f(x):\n    return json.dumps(x)", "1"),
+                ExecJob("import random\ndef f(x):\n    return x", "1"),
+            ]
+        )
+        assert uses_json.status == "banned_import"
+        assert uses_random.ok
+    finally:
+        callback.close()
+        trainer.close()
 
 
 def _distributed_main(out_dir: str) -> None:

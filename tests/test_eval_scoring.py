@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from azr_trl.evaluation.benchmarks import CodeGenItem, get_benchmark
-from azr_trl.evaluation.runner import EvalSettings, make_executor
+from azr_trl.evaluation.runner import EvalSettings, benchmark_executor_config
 from azr_trl.evaluation.scoring import score_code_generation, score_completions
+from azr_trl.executor import ExecutorConfig, make_executor
 
 
 CRUX = Path(__file__).parent / "data" / "eval" / "cruxeval_tiny.jsonl"
@@ -17,7 +18,7 @@ CRUX = Path(__file__).parent / "data" / "eval" / "cruxeval_tiny.jsonl"
 
 @pytest.fixture(scope="module")
 def executor():
-    ex = make_executor(EvalSettings(timeout=2.0, workers=2))
+    ex = make_executor(benchmark_executor_config(ExecutorConfig(timeout=2.0, workers=2)))
     yield ex
     ex.close()
 

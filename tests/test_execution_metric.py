@@ -118,8 +118,21 @@ def test_harness_styles_travel_as_json_references(metric):
     assert pass_at_k["pass@1"] == pytest.approx(0.5)
 
 
+def test_the_executor_config_sets_the_limits(metric):
+    from azr_trl.executor import ExecutorConfig
+
+    hungry = "def add(a, b):\n    block = bytearray(600 * 1024 * 1024)\n    return a + b + len(block) * 0\n"
+    roomy, _ = metric.compute(predictions=[[hungry]], references=[TESTS], k=[1], timeout=10)
+    assert roomy["pass@1"] == 1.0  # the default limit, 1024 MiB, holds it
+    tight, results = metric.compute(
+        predictions=[[hungry]], references=[TESTS], k=[1], executor_config=ExecutorConfig(memory_mb=256, timeout=10)
+    )
+    assert tight["pass@1"] == 0.0 and results[0][0][1]["verdict"] in ("memory", "runtime_error")
+
+
 def test_eval_scores_code_generation_through_the_metric(monkeypatch):
-    from azr_trl.evaluation.runner import EvalSettings, make_executor
+    from azr_trl.evaluation.runner import benchmark_executor_config
+    from azr_trl.executor import ExecutorConfig, make_executor
 
     calls = []
     real = scoring.load_execution_metric()
@@ -133,7 +146,7 @@ def test_eval_scores_code_generation_through_the_metric(monkeypatch):
     item = CodeGenItem(id="he-0", prompt="def add(a, b):\n", test_style="check", entry_point="add",
                        test="def check(candidate):\n    assert candidate(2, 3) == 5\n")  # fmt: skip
     completions = [[f"```python\n{CORRECT}```", f"```python\n{WRONG}```", "```python\n```"]]
-    with make_executor(EvalSettings(timeout=5)) as executor:
+    with make_executor(benchmark_executor_config(ExecutorConfig(timeout=5))) as executor:
         records = scoring.score_code_generation([item], completions, executor)[0]
     assert [r["correct"] for r in records] == [True, False, False]
     assert records[2]["verdict"] == "no_code"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from azr_trl.executor import ExecJob, ExecutorConfig, ExecutorError, Verdict, make_executor, verify_induction
+from azr_trl.executor import ExecJob, ExecutorConfig, ExecutorError, Verdict, make_executor
+from azr_trl.tasks.induction import verify_induction
 
 
 pytestmark = pytest.mark.slow  # launches the sandbox processes
@@ -78,7 +79,7 @@ def executor():
     os.environ["HF_TOKEN"] = SECRET  # must not reach the sandbox
     os.environ["WANDB_API_KEY"] = SECRET
     try:
-        ex = make_executor("local", ExecutorConfig(timeout=1.5, workers=2, memory_mb=256))
+        ex = make_executor(ExecutorConfig(timeout=1.5, workers=2, memory_mb=256))
     finally:
         del os.environ["HF_TOKEN"], os.environ["WANDB_API_KEY"]
     yield ex
@@ -268,7 +269,7 @@ def test_sandbox_identity(executor):
 def test_set_order_is_the_same_across_processes(executor):
     job = ExecJob("def f(n):\n    return list({'k%d' % i for i in range(n)})", "40")
     first = executor.run([job])[0].output
-    with make_executor("local", ExecutorConfig(timeout=5, workers=1)) as other:
+    with make_executor(ExecutorConfig(timeout=5, workers=1)) as other:
         second = other.run([job])[0].output
     assert first == second and first is not None
 
@@ -330,7 +331,7 @@ def test_other_interpreter_version_is_refused_clearly():
     if other is None:
         pytest.skip("no interpreter of another version on this machine")
     with pytest.raises(ExecutorError, match="is not this Python"):
-        make_executor("local", ExecutorConfig(timeout=5, workers=1), python=other)
+        make_executor(ExecutorConfig(timeout=5, workers=1), python=other)
 
 
 def test_executor_works_when_the_caller_has_no_stderr():
@@ -340,7 +341,7 @@ def test_executor_works_when_the_caller_has_no_stderr():
 
     code = (
         "import os\nos.close(2)\nfrom azr_trl.executor import ExecJob, make_executor\n"
-        "with make_executor('local') as ex:\n    print(ex.run([ExecJob('def f(x):\\n    return x * 2', '21')])[0].output)"
+        "with make_executor() as ex:\n    print(ex.run([ExecJob('def f(x):\\n    return x * 2', '21')])[0].output)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == (0, "42\n")

@@ -6,7 +6,7 @@ import pytest
 
 from azr_trl.executor import REFERENCE_BANNED_MODULES, find_banned, literal_equal, parse_args, parse_literal
 from azr_trl.executor.checks import check_program, code_imports, match_banned
-from azr_trl.executor.verify import values_equal, verify_deduction
+from azr_trl.executor.values import values_equal
 
 
 @pytest.mark.parametrize(
@@ -178,17 +178,6 @@ def test_values_equal_never_calls_custom_eq():
 
     assert values_equal(Liar(), 1) is False
     assert values_equal({1: [2]}, {1: [2.0]}) is True
-
-
-def test_verify_deduction():
-    assert verify_deduction(["[1, 2]", None, "True", "'a'"], ["[1, 2]", "1", "1", "'b'"]) == [
-        True,
-        False,
-        False,
-        False,
-    ]
-    with pytest.raises(ValueError):
-        verify_deduction(["1"], ["1", "2"])
 
 
 def test_audit_hook_policy_in_process():

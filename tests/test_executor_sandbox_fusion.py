@@ -81,7 +81,7 @@ def server():
 
 
 def test_sandbox_fusion_verdicts(server):
-    executor = make_executor("sandbox_fusion", ExecutorConfig(timeout=3.0), endpoint=server, concurrency=8)
+    executor = make_executor(ExecutorConfig(backend="sandbox_fusion", timeout=3.0), endpoint=server, concurrency=8)
     cases = [
         (ExecJob("from collections import Counter\ndef f(s):\n    return sorted(Counter(s).items())", "'abca'"), "ok"),
         (ExecJob("def f(x):\n    print('noise ' * 10)\n    return [x, {x: (x,)}]", "2"), "ok"),
@@ -115,7 +115,7 @@ def test_sandbox_fusion_verdicts(server):
 
 def test_sandbox_fusion_unreachable_server_raises():
     executor = make_executor(
-        "sandbox_fusion", ExecutorConfig(timeout=1.0), endpoint="http://127.0.0.1:9", max_attempts=1
+        ExecutorConfig(backend="sandbox_fusion", timeout=1.0), endpoint="http://127.0.0.1:9", max_attempts=1
     )
     with pytest.raises(ExecutorError, match="127.0.0.1:9"):
         executor.run([ExecJob("def f(x):\n    return x", "1")])

@@ -210,7 +210,7 @@ EXTRACTION = _load("solve_extraction.yaml")
 def executor():
     from azr_trl.executor import ExecutorConfig, make_executor
 
-    ex = make_executor("local", ExecutorConfig(timeout=3.0, workers=2))
+    ex = make_executor(ExecutorConfig(timeout=3.0, workers=2))
     yield ex
     ex.close()
 

@@ -10,6 +10,7 @@ import pytest
 
 from azr_trl.cli.main import main
 from azr_trl.prompt_format import PROMPT_FORMAT_FILE, find_prompt_format, save_prompt_format, trained_defaults
+from azr_trl.tasks.prompts import resolve_prompt_format
 
 from tiny import make_tiny_tokenizer, save_tiny_model
 
@@ -43,6 +44,21 @@ def test_given_options_win_over_the_saved_ones(r1_run):
     assert trained_defaults(str(r1_run), "chat", None) == ("chat", True)
     assert trained_defaults(str(r1_run), None, False) == ("r1", False)
     assert trained_defaults("default", None, None) == ("auto", None)
+
+
+def test_resolve_prompt_format():
+    with_template, without_template = make_tiny_tokenizer(), make_tiny_tokenizer()
+    without_template.chat_template = None
+    # auto: chat when the tokenizer has a chat template, else r1; a <think> block is required in r1 only.
+    assert resolve_prompt_format("auto", None, with_template) == ("chat", False)
+    assert resolve_prompt_format("auto", None, without_template) == ("r1", True)
+    # An explicit format is kept whatever the tokenizer; an explicit think requirement wins over the format's default.
+    assert resolve_prompt_format("r1", None, with_template) == ("r1", True)
+    assert resolve_prompt_format("chat", None, without_template) == ("chat", False)
+    assert resolve_prompt_format("chat", True, with_template) == ("chat", True)
+    assert resolve_prompt_format("auto", False, without_template) == ("r1", False)
+    with pytest.raises(ValueError, match="'markdown'"):
+        resolve_prompt_format("markdown", None, with_template)
 
 
 def test_a_malformed_file_is_named(tmp_path):

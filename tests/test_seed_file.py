@@ -22,7 +22,7 @@ GOOD_INDUCTION = {
 def executor():
     from azr_trl.executor import ExecutorConfig, make_executor
 
-    ex = make_executor("local", ExecutorConfig(timeout=3.0, workers=2))
+    ex = make_executor(ExecutorConfig(timeout=3.0, workers=2))
     yield ex
     ex.close()
 

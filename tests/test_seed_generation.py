@@ -16,7 +16,7 @@ from azr_trl.tasks import Task, get_task_spec, prompt_text
 def executor():
     from azr_trl.executor import ExecutorConfig, make_executor
 
-    ex = make_executor("local", ExecutorConfig(timeout=3.0, workers=2))
+    ex = make_executor(ExecutorConfig(timeout=3.0, workers=2))
     yield ex
     ex.close()
 

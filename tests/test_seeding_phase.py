@@ -97,7 +97,7 @@ def test_seeds_saves_and_never_seeds_twice(tmp_path):
 def _executor():
     from azr_trl.executor import ExecutorConfig, make_executor
 
-    return make_executor("local", ExecutorConfig(timeout=3.0, workers=2))
+    return make_executor(ExecutorConfig(timeout=3.0, workers=2))
 
 
 def test_a_model_that_cannot_propose_stops_with_the_verdicts(tmp_path):

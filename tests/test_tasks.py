@@ -17,6 +17,7 @@ from azr_trl.tasks import (
     split_pairs,
     validate_candidates,
 )
+from azr_trl.tasks.triplet import verify_deduction
 
 
 PROGRAM_A = "def f(word, n):\n    return word[n:] + word[:n]\n"
@@ -182,7 +183,7 @@ def test_task_key_dedups_layout_not_content():
 def executor():
     from azr_trl.executor import ExecutorConfig, make_executor
 
-    ex = make_executor("local", ExecutorConfig(timeout=5.0, workers=2))
+    ex = make_executor(ExecutorConfig(timeout=5.0, workers=2))
     yield ex
     ex.close()
 
@@ -220,3 +221,14 @@ def test_propose_validate_solve_roundtrip(executor):
     half = ind.parse_answer(_complete("```python\ndef f(w, k):\n    return 'llohe' if k == 2 else w\n```"))
     assert ind.verify(executor, [task_i, task_i], [good, half]) == [True, False]
     assert ind.score(executor, [task_i, task_i], [good, half]) == [1.0, 0.5]
+
+
+def test_verify_deduction():
+    assert verify_deduction(["[1, 2]", None, "True", "'a'"], ["[1, 2]", "1", "1", "'b'"]) == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    with pytest.raises(ValueError):
+        verify_deduction(["1"], ["1", "2"])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+
+from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
+from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--max-new-tokens", type=int, default=1024, help="completion length cap")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (hf backend)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="generation backend (vllm: GPU only)")
-    parser.add_argument("--prompt-format", choices=("auto", "chat", "r1"), default=None,
+    parser.add_argument("--prompt-format", choices=PROMPT_FORMAT_CHOICES, default=None,
                         help="chat template (instruct models) or the R1 wrapper (base models); default: the format "
                         "the model was trained with (azr_prompt_format.json in its folder or run directory), else "
                         "auto, which picks chat when the tokenizer has a chat template")  # fmt: skip
@@ -64,11 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--executor", choices=("local", "sandbox_fusion"), default="local", help="where programs run")
-    parser.add_argument("--executor-kwargs", default=None, help="JSON dict for the executor (e.g. an endpoint)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per program (all tests of one problem)")
-    parser.add_argument("--workers", type=int, default=None, help="executor processes (default: CPU count)")
-    parser.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program, in MiB")
+    add_executor_arguments(parser)
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model")
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm: GPU memory fraction")
     parser.add_argument("--output", default=None, help="write the results (scores + per-item records) to this JSON")
@@ -115,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
             top_p=args.top_p,
             seed=args.seed,
         )
-        executor_kwargs = json.loads(args.executor_kwargs) if args.executor_kwargs else {}
-        if not isinstance(executor_kwargs, dict):
-            raise ValueError("--executor-kwargs must be a JSON object")
+        executor_config = executor_config_from_args(args)
         if (
             args.push_to_hub
             and not args.hub_model_id
@@ -138,11 +134,7 @@ def run(args: argparse.Namespace) -> int:
         prompt_format=prompt_format,
         require_think=require_think,
         sampling=sampling,
-        executor=args.executor,
-        executor_kwargs=executor_kwargs,
-        timeout=args.timeout,
-        workers=args.workers,
-        memory_mb=args.memory_mb,
+        executor=executor_config,
     )
     try:
         results = evaluate_model(

@@ -7,7 +7,9 @@ import logging
 import sys
 from typing import Any
 
+from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
 from azr_trl.seed_generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
+from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -57,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--prompt-format",
-        choices=("auto", "chat", "r1"),
+        choices=PROMPT_FORMAT_CHOICES,
         default=None,
         help="default: the format the model was trained with (azr_prompt_format.json), else auto: chat if the model "
         "has a template",
@@ -68,8 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="a proposal needs a <think> block (default: yes for r1, no for chat)",
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="executor seconds per program (default 10)")
-    parser.add_argument("--workers", type=int, default=None, help="executor workers (default: CPU count)")
+    add_executor_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -99,10 +100,11 @@ def _generator(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
     from azr_trl.evaluation.generation import SamplingSettings, prompt_length
-    from azr_trl.executor import ExecutorConfig, make_executor
+    from azr_trl.executor import ExecutorError, make_executor
     from azr_trl.models import resolve_model_path
     from azr_trl.prompt_format import trained_defaults
     from azr_trl.seed_generation import PromptBudget, generate_seed_tasks
+    from azr_trl.tasks.prompts import resolve_prompt_format
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for name in ("num_tasks", "batch_size", "num_references", "max_new_tokens", "max_rounds", "patience"):
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 1
     try:
+        config = executor_config_from_args(args)
         sampling = SamplingSettings(
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=None
         )
@@ -125,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"error: cannot load model {args.model!r}: {err}", file=sys.stderr)
         return 1
-    has_template = bool(getattr(tokenizer, "chat_template", None))
 
     def generate(prompts: list[Any]) -> list[str]:
         return [samples[0] for samples in generator.generate(prompts, sampling, progress=False)]
@@ -135,11 +137,9 @@ def run(args: argparse.Namespace) -> int:
     if limit is not None:
         budget = PromptBudget(limit - args.max_new_tokens, lambda prompt: prompt_length(tokenizer, prompt))
     prompt_format, require_think = trained_defaults(args.model, args.prompt_format, args.require_think)
-    fmt = prompt_format if prompt_format != "auto" else ("chat" if has_template else "r1")
-    require_think = require_think if require_think is not None else fmt == "r1"
-    config = ExecutorConfig(timeout=args.timeout, workers=args.workers)
+    fmt, require_think = resolve_prompt_format(prompt_format, require_think, tokenizer)
     try:
-        with make_executor("local", config) as executor:
+        with make_executor(config) as executor:
             report = generate_seed_tasks(
                 generate,
                 executor,
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 prompt_budget=budget,
             )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError, ExecutorError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for phase in report.phases:

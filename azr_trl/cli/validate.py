@@ -13,6 +13,8 @@ import json
 import sys
 from collections import Counter
 
+from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -23,11 +25,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("input", metavar="IN.jsonl", help="tasks: rows with program + input, or program + inputs")
     parser.add_argument("--output", "-o", required=True, metavar="OUT.jsonl", help="where to write the results")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per program (default: 10)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel workers (default: the CPU count)")
-    parser.add_argument("--executor", choices=("local", "sandbox_fusion"), default="local", help="sandbox backend")
-    parser.add_argument("--endpoint", default=None, help="SandboxFusion server URL (with --executor sandbox_fusion)")
-    parser.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program (MiB)")
+    add_executor_arguments(parser)
     parser.add_argument(
         "--no-banned-check", action="store_true", help="do not reject programs that use the banned modules"
     )
@@ -107,17 +105,16 @@ def validate_rows(rows: list[dict], executor, check_banned: bool = True, progres
 
 
 def run(args: argparse.Namespace) -> int:
-    from azr_trl.executor import ExecutorConfig, ExecutorError, make_executor
+    from azr_trl.executor import ExecutorError, make_executor
 
     try:
+        config = executor_config_from_args(args)
         numbered = read_rows(args.input)
-    except InputError as err:
+    except (InputError, ValueError) as err:
         print(f"azr-trl validate: error: {err}", file=sys.stderr)
         return 2
-    config = ExecutorConfig(timeout=args.timeout, workers=args.workers, memory_mb=args.memory_mb)
-    kwargs = {"endpoint": args.endpoint} if args.executor == "sandbox_fusion" and args.endpoint else {}
     try:
-        with make_executor(args.executor, config, **kwargs) as executor:
+        with make_executor(config) as executor:
             annotated = validate_rows([row for _, row in numbered], executor, not args.no_banned_check, progress=True)
     except (ExecutorError, ImportError) as err:
         print(f"azr-trl validate: error: {err}", file=sys.stderr)

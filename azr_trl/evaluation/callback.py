@@ -20,14 +20,15 @@ import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from transformers import Trainer, TrainerCallback
 
+from azr_trl.executor import ExecutorConfig, make_executor
+from azr_trl.tasks.prompts import resolve_prompt_format
+
 from .benchmarks import get_benchmark
 from .generation import HFGenerator, SamplingSettings
-from .prompts import resolve_prompt_format
-from .runner import EvalSettings, build_prompts, make_executor
+from .runner import EvalSettings, benchmark_executor_config, build_prompts
 from .scoring import score_completions
 
 
@@ -51,7 +52,8 @@ class AZREvalCallback(TrainerCallback):
         batch_size: prompts per `generate` call.
         prompt_format: ``auto``, ``chat`` or ``r1`` (use the format the run trains with).
         require_think: whether an answer needs a ``<think>`` block (None: r1 yes, chat no).
-        executor, executor_kwargs, timeout, workers: the sandbox that verifies answers.
+        executor_config: the sandbox that verifies answers (an `AZRTrainer` passes its own: backend, timeout,
+            workers, memory limit, banned modules); None: the executor's defaults.
         seed: picks the subset.
     """
 
@@ -67,10 +69,7 @@ class AZREvalCallback(TrainerCallback):
         batch_size: int = 8,
         prompt_format: str = "auto",
         require_think: bool | None = None,
-        executor: str = "local",
-        executor_kwargs: Mapping[str, Any] | None = None,
-        timeout: float = 10.0,
-        workers: int | None = None,
+        executor_config: ExecutorConfig | None = None,
         seed: int = 0,
     ):
         if eval_steps is not None and eval_steps < 1:
@@ -83,10 +82,7 @@ class AZREvalCallback(TrainerCallback):
             prompt_format=prompt_format,
             require_think=require_think,
             sampling=SamplingSettings(max_new_tokens=max_new_tokens),
-            executor=executor,
-            executor_kwargs=dict(executor_kwargs or {}),
-            timeout=timeout,
-            workers=workers,
+            executor=executor_config or ExecutorConfig(),
         )
         files = dict(dataset) if isinstance(dataset, Mapping) else dict.fromkeys(benchmarks, dataset)
         # Loaded now, so that a bad file fails before training starts rather than at the first evaluation.
@@ -140,11 +136,8 @@ class AZREvalCallback(TrainerCallback):
         if accelerator is None and _distributed_world_size() > 1:
             raise ValueError("AZREvalCallback in a multi-process run needs the trainer: AZREvalCallback(trainer, ...)")
         rank = accelerator.process_index if accelerator is not None else 0
-        if self._executor is None:
-            self._executor = make_executor(self.settings)
-
-        fmt = resolve_prompt_format(self.settings.prompt_format, tokenizer)
-        require_think = self.settings.require_think if self.settings.require_think is not None else fmt == "r1"
+        executor = self._scoring_executor()
+        fmt, require_think = resolve_prompt_format(self.settings.prompt_format, self.settings.require_think, tokenizer)
         outcomes: list[tuple[str, int, bool, bool]] = []  # (benchmark, item index, correct, format_ok)
         with self._generation_model(model) as live_model:
             was_training = live_model.training
@@ -161,7 +154,7 @@ class AZREvalCallback(TrainerCallback):
                     prompts = build_prompts(benchmark, items, fmt)
                     completions = generator.generate(prompts, sampling, progress=False)
                     samples = score_completions(
-                        benchmark, items, completions, executor=self._executor, require_think=require_think
+                        benchmark, items, completions, executor=executor, require_think=require_think
                     )
                     for i, records in zip(indices, samples, strict=True):
                         if i < len(all_items):  # not a padding repeat
@@ -191,6 +184,13 @@ class AZREvalCallback(TrainerCallback):
                 state.log_history.append({**metrics, "step": state.global_step})
             logger.info("step %d: %s", state.global_step, metrics)
         return metrics
+
+    def _scoring_executor(self):
+        """The sandbox that verifies answers, built at the first evaluation from ``executor_config`` (the run's
+        memory limit and banned modules included) and kept until :meth:`close`."""
+        if self._executor is None:
+            self._executor = make_executor(benchmark_executor_config(self.settings.executor))
+        return self._executor
 
     @contextlib.contextmanager
     def _generation_model(self, model):

@@ -18,18 +18,7 @@ from .benchmarks import CodeGenItem, MathItem
 from .math_grading import last_answer_block
 
 
-PROMPT_FORMATS: tuple[str, ...] = ("auto", "chat", "r1")
-
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
-
-
-def resolve_prompt_format(prompt_format: str, tokenizer) -> str:
-    """``auto`` -> ``chat`` when the tokenizer has a chat template, else ``r1``; other values are checked and kept."""
-    if prompt_format not in PROMPT_FORMATS:
-        raise ValueError(f"prompt format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
-    if prompt_format == "auto":
-        return "chat" if getattr(tokenizer, "chat_template", None) else "r1"
-    return prompt_format
 
 
 def code_generation_prompt(item: CodeGenItem, fmt: str) -> str | list[dict[str, str]]:

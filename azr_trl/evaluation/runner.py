@@ -21,14 +21,17 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from azr_trl.executor import ExecutorConfig, make_executor
+from azr_trl.tasks.prompts import resolve_prompt_format
 
 from .benchmarks import CODE_GENERATION, CODE_REASONING, Benchmark, get_benchmark
 from .generation import HFGenerator, SamplingSettings, VLLMGenerator, load_hf_model, render_prompt
 from .metrics import aggregate_scores, ks_for, mean_pass_at_k
-from .prompts import code_generation_prompt, math_prompt, resolve_prompt_format
+from .prompts import code_generation_prompt, math_prompt
 from .scoring import reasoning_task, score_completions
 
 
@@ -46,36 +49,21 @@ class EvalSettings:
         require_think: code reasoning only: whether an answer needs a ``<think>`` block to count (None: r1 yes,
             chat no, as in training).
         sampling: decoding settings (greedy by default).
-        executor: ``local`` or ``sandbox_fusion``; ``executor_kwargs`` go to its constructor (e.g. ``endpoint``).
-        timeout: seconds per program (a code-generation program runs all of one problem's tests).
-        workers: executor processes (None: the executor's default).
-        memory_mb: address-space limit per program.
+        executor: the sandbox the programs run in (backend, timeout per program, workers, memory, banned modules);
+            a code-generation program runs all of one problem's tests within one timeout.
     """
 
     prompt_format: str = "auto"
     require_think: bool | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    executor: str = "local"
-    executor_kwargs: dict[str, Any] = field(default_factory=dict)
-    timeout: float = 10.0
-    workers: int | None = None
-    memory_mb: int = 1024
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
-def make_executor(settings: EvalSettings):
-    """The sandboxed executor the benchmarks' programs run in."""
-    from azr_trl.executor import ExecutorConfig
-    from azr_trl.executor import make_executor as _make_executor
-
-    # Test programs carry the benchmark's test data (LiveCodeBench's hidden cases run to megabytes), so the size
-    # cap meant for model-proposed programs is lifted; time, memory and process limits stay.
-    config = ExecutorConfig(
-        timeout=settings.timeout,
-        workers=settings.workers,
-        memory_mb=settings.memory_mb,
-        max_program_chars=MAX_TEST_PROGRAM_CHARS,
-    )
-    return _make_executor(settings.executor, config, **settings.executor_kwargs)
+def benchmark_executor_config(config: ExecutorConfig) -> ExecutorConfig:
+    """``config`` for running benchmark programs: test programs carry the benchmark's test data (LiveCodeBench's
+    hidden cases run to megabytes), so the size cap meant for model-proposed programs is lifted; time, memory, process
+    limits and banned modules stay."""
+    return replace(config, max_program_chars=MAX_TEST_PROGRAM_CHARS)
 
 
 def build_prompts(benchmark: Benchmark, items: Sequence[Any], fmt: str) -> list:
@@ -149,8 +137,7 @@ def evaluate_benchmark(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate for and score one benchmark's ``items`` with ``generator`` (an `HFGenerator` or `VLLMGenerator`)."""
-    fmt = resolve_prompt_format(settings.prompt_format, tokenizer)
-    require_think = settings.require_think if settings.require_think is not None else fmt == "r1"
+    fmt, require_think = resolve_prompt_format(settings.prompt_format, settings.require_think, tokenizer)
     prompts = build_prompts(benchmark, items, fmt)
     start = time.perf_counter()
     completions = generator.generate(prompts, settings.sampling, progress=progress, desc=benchmark.name)
@@ -217,7 +204,7 @@ def evaluate_model(
         raise ValueError(f"backend must be 'hf' or 'vllm', got {backend!r}")
 
     needs_executor = any(get_benchmark(n).category in (CODE_REASONING, CODE_GENERATION) for n in benchmarks)
-    executor = make_executor(settings) if needs_executor else None
+    executor = make_executor(benchmark_executor_config(settings.executor)) if needs_executor else None
     results: dict[str, Any] = {
         "model": model,
         "model_path": str(path),
@@ -240,7 +227,9 @@ def evaluate_model(
 
 def _settings_dict(settings: EvalSettings, tokenizer) -> dict[str, Any]:
     out = asdict(settings)
-    out["prompt_format"] = resolve_prompt_format(settings.prompt_format, tokenizer)
+    out["prompt_format"], out["require_think"] = resolve_prompt_format(
+        settings.prompt_format, settings.require_think, tokenizer
+    )
     return out
 
 

@@ -1,9 +1,13 @@
-"""Sandboxed execution of model-written programs, and the literal helpers used to verify answers."""
+"""Sandboxed execution of model-written programs, and the literal helpers that compare their values.
 
-from .base import EXECUTOR_KINDS, Executor, ExecutorError, make_executor
+The package knows programs, inputs and values; what a task type asks of an answer lives in ``azr_trl.tasks``.
+"""
+
+from .base import Executor, ExecutorError
 from .checks import find_banned, parse_args, parse_literal
-from .types import REFERENCE_BANNED_MODULES, ExecJob, ExecResult, ExecutorConfig, Verdict
-from .verify import literal_equal, values_equal, verify_abduction, verify_deduction, verify_induction
+from .factory import make_executor
+from .types import EXECUTOR_KINDS, REFERENCE_BANNED_MODULES, ExecJob, ExecResult, ExecutorConfig, Verdict
+from .values import literal_equal, values_equal
 
 
 __all__ = [
@@ -21,7 +25,4 @@ __all__ = [
     "parse_args",
     "parse_literal",
     "values_equal",
-    "verify_abduction",
-    "verify_deduction",
-    "verify_induction",
 ]

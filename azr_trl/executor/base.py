@@ -1,4 +1,4 @@
-"""The executor interface shared by the backends, and ``make_executor``."""
+"""The executor interface shared by the backends (``make_executor`` in ``factory.py`` builds one)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from dataclasses import dataclass
 
 from .checks import ProgramCheck, check_program, parse_args, parse_literal
 from .types import ExecJob, ExecResult, ExecutorConfig, Verdict
-
-
-EXECUTOR_KINDS = ("local", "sandbox_fusion")
 
 
 class ExecutorError(RuntimeError):
@@ -106,11 +103,6 @@ class Executor(abc.ABC):
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    @property
-    def programs_per_second(self) -> float:
-        """Programs per second over the executor's life (the trainer logs it as ``azr/executor/programs_per_s``)."""
-        return self.programs_run / self.seconds if self.seconds else 0.0
-
     def check_program(self, program: str, check_banned: bool = True) -> ProgramCheck:
         """Compile and scan a program once (cached by text): the same program is often run on many inputs."""
         key = (program, bool(check_banned))
@@ -184,20 +176,3 @@ def _distinct(jobs: Sequence[ExecJob]) -> tuple[list[ExecJob], list[int]]:
             distinct.append(job)
         slots.append(slot)
     return distinct, slots
-
-
-def make_executor(kind: str = "local", config: ExecutorConfig | None = None, **kwargs) -> Executor:
-    """Build an executor backend: ``"local"`` (fork-per-program sandbox) or ``"sandbox_fusion"`` (HTTP server).
-
-    ``kwargs`` go to the backend (``LocalExecutor``: ``max_in_flight``, ``python``, ``tmp_dir``;
-    ``SandboxFusionExecutor``: ``endpoint``, ``concurrency``, ``max_attempts``...).
-    """
-    if kind == "local":
-        from .local import LocalExecutor
-
-        return LocalExecutor(config, **kwargs)
-    if kind in ("sandbox_fusion", "sandboxfusion"):
-        from .sandbox_fusion import SandboxFusionExecutor
-
-        return SandboxFusionExecutor(config, **kwargs)
-    raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTOR_KINDS)}")

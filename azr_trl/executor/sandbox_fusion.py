@@ -4,7 +4,7 @@ Start a server with docker (the image AZR's later releases use)::
 
     docker run -d --rm -p 8080:8080 volcengine/sandbox-fusion:server-20250609
 
-then ``make_executor("sandbox_fusion", config, endpoint="http://localhost:8080")`` (or set
+then ``make_executor(ExecutorConfig(backend="sandbox_fusion"), endpoint="http://localhost:8080")`` (or set
 ``SANDBOX_FUSION_ENDPOINT``). Install the client with ``pip install 'azr-trl[sandbox]'``.
 
 The parent-side checks are the local backend's (compile, banned modules, literal inputs, literal outputs). Each job

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
+
+# Where programs run: ``make_executor`` builds the backend named by ``ExecutorConfig.backend``.
+EXECUTOR_KINDS: tuple[str, ...] = ("local", "sandbox_fusion")
 
 # The reference implementation's banned list (azr.data_selection_strategy.banned_words). Dotted entries are matched
 # against dotted module paths and attribute chains, which the reference's per-component check never did.
@@ -79,7 +83,22 @@ class ExecResult:
 
 @dataclass
 class ExecutorConfig:
-    """Limits and behaviour of an executor; every field has a safe default."""
+    """Which executor backend to build, and its limits and behaviour; every field has a safe default.
+
+    The one home of the executor defaults: `AZRConfig`, the CLI flags and the evaluation read them from here.
+    """
+
+    backend: str = field(
+        default="local",
+        metadata={"help": "Where programs run: `local` (forked sandbox pool) or `sandbox_fusion` (a remote server)."},
+    )
+    backend_kwargs: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": 'Extra options of the backend\'s constructor, e.g. `{"endpoint": "http://127.0.0.1:8080"}` for '
+            'sandbox_fusion, `{"max_in_flight": 8}` for local.'
+        },
+    )
 
     timeout: float = field(
         default=10.0, metadata={"help": "Wall-clock seconds per program (all determinism runs), enforced by SIGKILL."}

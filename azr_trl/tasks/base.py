@@ -167,3 +167,10 @@ def validate_candidates(
 ) -> list[tuple[Task | None, str]]:
     """Validate candidates of any task types in ONE executor batch; returns ``(task or None, verdict)`` per item."""
     return [(task, verdict) for task, verdict, _ in run_validation(executor, items, progress)]
+
+
+def check_lengths(*sequences: Sequence) -> None:
+    """Raise ``ValueError`` unless the parallel sequences a verifier gets (tasks, answers, gold values) match."""
+    lengths = {len(s) for s in sequences}
+    if len(lengths) > 1:
+        raise ValueError(f"argument lengths differ: {[len(s) for s in sequences]}")

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from azr_trl.executor.base import Executor
 from azr_trl.executor.types import ExecJob, ExecResult
+from azr_trl.executor.values import literal_equal
 
-from .base import Prompt, Proposal, SolverAnswer, TaskSpec
+from .base import Prompt, Proposal, SolverAnswer, TaskSpec, check_lengths
 from .parsing import blocks_with_tag, code_blocks, input_shape, prepare_input, prepare_program
 from .prompts import INPUT_MARKER, fence, program_requirements, render
 from .task import Task
@@ -203,8 +205,6 @@ class InductionSpec(TaskSpec):
 
     def score(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[float]:
         """Fraction of hidden pairs each answer reproduces (one executor batch)."""
-        from azr_trl.executor import verify_induction
-
         hidden = [split_pairs(t)[1] for t in tasks]
         return verify_induction(
             executor,
@@ -216,3 +216,35 @@ class InductionSpec(TaskSpec):
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
         # Binary, like the reference's default: every hidden pair must match.
         return [s >= 1.0 for s in self.score(executor, tasks, answers)]
+
+
+def verify_induction(
+    executor: Executor,
+    answer_programs: Sequence[str | None],
+    hidden_inputs: Sequence[Sequence[str]],
+    hidden_outputs: Sequence[Sequence[str]],
+) -> list[float]:
+    """Induction: each answer program runs on its task's hidden inputs (all in one batch); the score is the fraction
+    of hidden pairs whose output it reproduces (``== 1.0`` is the reference's binary reward).
+
+    The solver's program is checked for banned modules like a proposal.
+    """
+    check_lengths(answer_programs, hidden_inputs, hidden_outputs)
+    spans: list[tuple[int, int, int]] = []  # (task, first job, number of jobs)
+    jobs: list[ExecJob] = []
+    for i, (program, inputs, outputs) in enumerate(zip(answer_programs, hidden_inputs, hidden_outputs, strict=True)):
+        if len(inputs) != len(outputs):
+            raise ValueError(f"task {i}: {len(inputs)} hidden inputs but {len(outputs)} hidden outputs")
+        if program is None or not inputs:
+            continue
+        spans.append((i, len(jobs), len(inputs)))
+        jobs.extend(ExecJob(program, x, check_banned=True, determinism_runs=1) for x in inputs)
+    results = executor.run(jobs)
+    scores = [0.0] * len(answer_programs)
+    for i, first, count in spans:
+        matched = sum(
+            result.ok and literal_equal(result.output, gold)
+            for result, gold in zip(results[first : first + count], hidden_outputs[i], strict=True)
+        )
+        scores[i] = matched / count
+    return scores

@@ -17,6 +17,8 @@ from typing import Any
 
 
 PROMPT_FORMATS: tuple[str, ...] = ("r1", "chat")
+# What a user may ask for: a format, or ``auto`` (chosen by the tokenizer, see ``resolve_prompt_format``).
+PROMPT_FORMAT_CHOICES: tuple[str, ...] = ("auto", *sorted(PROMPT_FORMATS))
 
 INPUT_MARKER = "f(<|YOUR INPUT GOES HERE|>)"
 
@@ -31,6 +33,17 @@ _CHAT_FORMAT_NOTE = (
     "Reason step by step inside <think> </think> tags first, then give your final reply inside <answer> </answer> "
     "tags, like this: <think> reasoning here </think> <answer> answer here </answer>"
 )
+
+
+def resolve_prompt_format(prompt_format: str, require_think: bool | None, tokenizer) -> tuple[str, bool]:
+    """The prompt format and think requirement a run uses: ``auto`` is ``chat`` when the tokenizer has a chat template,
+    else ``r1``; ``require_think`` None means yes for ``r1``, no for ``chat``. Other formats are checked and kept."""
+    if prompt_format not in PROMPT_FORMAT_CHOICES:
+        raise ValueError(f"Unknown prompt format {prompt_format!r}: use one of {list(PROMPT_FORMAT_CHOICES)}.")
+    fmt = prompt_format
+    if fmt == "auto":
+        fmt = "chat" if getattr(tokenizer, "chat_template", None) else "r1"
+    return fmt, (fmt == "r1") if require_think is None else bool(require_think)
 
 
 def render(content: str, fmt: str) -> str | list[dict[str, Any]]:

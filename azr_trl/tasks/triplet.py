@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from azr_trl.executor.base import Executor
+from azr_trl.executor.checks import parse_args
 from azr_trl.executor.types import ExecJob, ExecResult
+from azr_trl.executor.values import literal_equal
 
-from .base import Prompt, Proposal, SolverAnswer, TaskSpec
+from .base import Prompt, Proposal, SolverAnswer, TaskSpec, check_lengths
 from .parsing import blocks_with_tag, code_blocks, extract_answer_value, prepare_input, prepare_program, read_envelope
 from .prompts import banned_words_line, fence, program_requirements, render, snippet
 from .task import Task
@@ -149,8 +152,6 @@ class DeductionSpec(_TripletSpec):
         return SolverAnswer(envelope.format_ok, answer, envelope.error)
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
-        from azr_trl.executor import verify_deduction
-
         return verify_deduction([a.answer for a in answers], [t.output or "" for t in tasks])
 
 
@@ -196,8 +197,37 @@ class AbductionSpec(_TripletSpec):
         return SolverAnswer(envelope.format_ok, src if src is not None else text.strip(), envelope.error)
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
-        from azr_trl.executor import verify_abduction
-
         return verify_abduction(
             executor, [t.program for t in tasks], [a.answer for a in answers], [t.output or "" for t in tasks]
         )
+
+
+def verify_deduction(answers: Sequence[str | None], gold_outputs: Sequence[str]) -> list[bool]:
+    """Deduction: the predicted output must equal the gold output as a value. Runs no code."""
+    check_lengths(answers, gold_outputs)
+    return [literal_equal(answer, gold) for answer, gold in zip(answers, gold_outputs, strict=True)]
+
+
+def verify_abduction(
+    executor: Executor,
+    programs: Sequence[str],
+    answers: Sequence[str | None],
+    gold_outputs: Sequence[str],
+) -> list[bool]:
+    """Abduction: ``f(answer)`` is run in the sandbox (one batch) and must equal the gold output.
+
+    Any input that reproduces the gold output is correct, as in the reference; an answer that is not a list of
+    literals is wrong without running anything.
+    """
+    check_lengths(programs, answers, gold_outputs)
+    slots: list[int] = []
+    jobs: list[ExecJob] = []
+    for i, (program, answer) in enumerate(zip(programs, answers, strict=True)):
+        if answer is not None and parse_args(answer, executor.config.max_input_chars) is not None:
+            slots.append(i)
+            # The task's program was validated (banned modules, determinism) when it was proposed.
+            jobs.append(ExecJob(program, answer, check_banned=False, determinism_runs=1))
+    correct = [False] * len(programs)
+    for i, result in zip(slots, executor.run(jobs), strict=True):
+        correct[i] = result.ok and literal_equal(result.output, gold_outputs[i])
+    return correct

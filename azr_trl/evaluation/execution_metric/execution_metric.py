@@ -31,10 +31,11 @@ Args:
         a JSON object with the fields of `azr_trl.evaluation.benchmarks.CodeGenItem` (`test_style` `check`, `script`,
         `stdin` or `functional`, with `test`, `entry_point`, `starter_code`, `test_cases`).
     k: the k values of pass@k (default [1, 10, 100]); a k is reported when every problem has at least k candidates.
-    timeout: wall-clock seconds per candidate (default 10).
-    num_workers: candidates in flight at once (default: the CPU count).
-    memory_mb: address-space limit per candidate, in MiB (default 1024).
-    executor: an open azr-trl executor to use instead of a new local one (it is not closed).
+    executor_config: an `azr_trl.executor.ExecutorConfig`: the backend and its limits (timeout per candidate,
+        workers, memory...); default: `ExecutorConfig()`. The size cap on programs is lifted for test programs.
+    timeout, num_workers: `code_eval`'s names: when given, they replace the config's `timeout` (wall-clock seconds
+        per candidate) and `workers` (candidates in flight at once).
+    executor: an open azr-trl executor to use instead of building one (it is not closed).
 Returns:
     pass_at_k: {"pass@k": score in [0, 1]} for every reported k.
     results: {problem index: [(candidate index, {"task_id", "completion_id", "passed", "result", "verdict",
@@ -73,15 +74,30 @@ class ExecutionMetric(evaluate.Metric):
         )
 
     def _compute(
-        self, predictions, references, k=(1, 10, 100), timeout=10.0, num_workers=None, memory_mb=1024, executor=None
+        self,
+        predictions,
+        references,
+        k=(1, 10, 100),
+        executor_config=None,
+        timeout=None,
+        num_workers=None,
+        executor=None,
     ):
+        from dataclasses import replace
+
         from azr_trl.evaluation.metrics import pass_at_k
-        from azr_trl.evaluation.runner import EvalSettings, make_executor
+        from azr_trl.evaluation.runner import benchmark_executor_config
         from azr_trl.evaluation.scoring import execute_candidates
+        from azr_trl.executor import ExecutorConfig, make_executor
 
         own = executor is None
         if own:
-            executor = make_executor(EvalSettings(timeout=timeout, workers=num_workers, memory_mb=memory_mb))
+            config = benchmark_executor_config(executor_config or ExecutorConfig())
+            if timeout is not None:
+                config = replace(config, timeout=timeout)
+            if num_workers is not None:
+                config = replace(config, workers=num_workers)
+            executor = make_executor(config)
         try:
             outcomes = execute_candidates(predictions, references, executor)
         finally:
