@@ -323,9 +323,16 @@ class TaskBuffer:
             out[f"{prefix}/mean_program_lines"] = sum(lines) / len(lines) if lines else 0.0
         return out
 
-    def fingerprint(self) -> str:
-        """A short digest of every task key, in order: equal on ranks that hold identical buffers."""
+    def fingerprint(self, whole_state: bool = False) -> str:
+        """A short digest of every task key, in order: equal on ranks that hold identical buffers.
+
+        ``whole_state=True`` digests the whole ``state_dict`` instead (the sampler's RNG state, the steps and the
+        too-long marks too): what the end of a run compares across ranks.
+        """
         digest = hashlib.sha256()
+        if whole_state:
+            digest.update(json.dumps(self.state_dict(), sort_keys=True, default=str).encode())
+            return digest.hexdigest()[:16]
         for task_type in self.task_types:
             digest.update(task_type.encode() + b"\1")
             for key in self._keys[task_type]:
