@@ -375,7 +375,7 @@ def _model_config(model_args, training_args):
     """The model's config without its weights: a local folder, the converted default model, or the Hub if reachable."""
     from transformers import AutoConfig
 
-    from .models import DEFAULT_MODEL_ALIAS, default_model_dir
+    from .default_model import DEFAULT_MODEL_ALIAS, default_model_dir
 
     name = model_args.model_name_or_path
     if name == DEFAULT_MODEL_ALIAS:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from trl import ModelConfig
 
-    from .config import AZRConfig
-    from .train import AZRScriptArguments
+    from .azr_config import AZRConfig
+    from .launch import AZRScriptArguments
 
 
 # Keys that recipes written for older TRL/transformers versions (e.g. open-r1's) still carry.
@@ -118,7 +118,7 @@ def check_inputs(script_args: AZRScriptArguments, training_args: AZRConfig, mode
 def _check_seed_files(training_args: AZRConfig, where: str) -> None:
     """Every seed file exists and every row has the seed schema (the executor re-validates the programs later)."""
     from .jsonl import read_jsonl
-    from .seeding import resolve_seed_files, row_to_candidates
+    from .seeding.seed_files import resolve_seed_files, row_to_candidates
 
     for path in resolve_seed_files(training_args.seed_files):
         if not path.is_file():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from azr_trl.advantages import baseline_group_ids, task_relative_advantages
+from azr_trl.selfplay.advantages import baseline_group_ids, task_relative_advantages
 
 
 def test_groups_per_task_and_role():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from azr_trl import models
+from azr_trl import default_model
 from azr_trl.cli.main import main
 
 
@@ -57,8 +57,8 @@ def test_model_path_passes_hub_ids_through(capsys, tmp_path):
 
 
 def test_model_path_reports_missing_package(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(models, "GGUF_DISTRIBUTION", "azr-trl-no-such-distribution")
-    monkeypatch.setattr(models, "GGUF_MODULE", "azr_trl_no_such_module")
+    monkeypatch.setattr(default_model, "GGUF_DISTRIBUTION", "azr-trl-no-such-distribution")
+    monkeypatch.setattr(default_model, "GGUF_MODULE", "azr_trl_no_such_module")
     assert main(["model-path", "default", "--cache-dir", str(tmp_path), "--quiet"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""

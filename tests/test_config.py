@@ -57,14 +57,14 @@ def test_dict_fields_accept_json_strings():
 
 
 def _source_sections() -> list[list[str]]:
-    """The fields AZRConfig declares, grouped by the ``# ----- section -----`` comments of config.py, in order."""
+    """The fields AZRConfig declares, grouped by the ``# ----- section -----`` comments of azr_config.py, in order."""
     import ast
     import inspect
     import re
 
-    import azr_trl.config
+    import azr_trl.azr_config
 
-    source = inspect.getsource(azr_trl.config)
+    source = inspect.getsource(azr_trl.azr_config)
     lines = source.splitlines()
     (cls,) = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "AZRConfig"]
     groups: list[list[str]] = [[]]

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from azr_trl.cli.main import main
-from azr_trl.evaluation.benchmarks import (
+from azr_trl.evaluation.callback import _metrics, _rank_share
+from azr_trl.evaluation.data import BenchmarkDataError
+from azr_trl.evaluation.math_grading import extract_math_answer, grade_math
+from azr_trl.evaluation.metrics import aggregate_scores, ks_for, mean_pass_at_k, pass_at_k
+from azr_trl.evaluation.model_card import update_model_card
+from azr_trl.evaluation.prompts import code_generation_prompt, complete_program, extract_code
+from azr_trl.evaluation.registry import (
     BENCHMARKS,
     CodeGenItem,
     MathItem,
@@ -22,12 +28,6 @@ from azr_trl.evaluation.benchmarks import (
     lcb_execution_to_triplet,
     parse_benchmark_list,
 )
-from azr_trl.evaluation.callback import _metrics, _rank_share
-from azr_trl.evaluation.data import BenchmarkDataError
-from azr_trl.evaluation.math_grading import extract_math_answer, grade_math
-from azr_trl.evaluation.metrics import aggregate_scores, ks_for, mean_pass_at_k, pass_at_k
-from azr_trl.evaluation.model_card import update_model_card
-from azr_trl.evaluation.prompts import code_generation_prompt, complete_program, extract_code
 from azr_trl.evaluation.runner import build_prompts, results_table, summarize, write_results
 from azr_trl.evaluation.scoring import build_test_program, score_math
 
@@ -358,7 +358,7 @@ def test_eval_cli_help_lists_options(capsys):
 def test_vllm_backend_without_vllm_says_what_to_do():
     import importlib.util
 
-    from azr_trl.evaluation.generation import VLLMGenerator
+    from azr_trl.generation.generators import VLLMGenerator
 
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed")

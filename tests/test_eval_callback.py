@@ -230,7 +230,7 @@ def test_callback_keeps_the_training_banned_tokens_out(monkeypatch):
 
     from transformers import TrainerControl, TrainerState
 
-    from azr_trl.evaluation.generation import HFGenerator
+    from azr_trl.generation.generators import HFGenerator
 
     tokenizer = make_tiny_tokenizer()
     allowed = {tokenizer.convert_tokens_to_ids("x"), tokenizer.eos_token_id}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from azr_trl.evaluation.benchmarks import CodeGenItem, get_benchmark
+from azr_trl.evaluation.registry import CodeGenItem, get_benchmark
 from azr_trl.evaluation.runner import EvalSettings, benchmark_executor_config
 from azr_trl.evaluation.scoring import score_code_generation, score_completions
 from azr_trl.executor import ExecutorConfig, make_executor
@@ -141,8 +141,8 @@ def test_mbpp_script_stdin_and_functional_harnesses(executor):
 
 
 def test_evaluate_benchmark_wiring_with_a_tiny_model(executor):
-    from azr_trl.evaluation.generation import HFGenerator, SamplingSettings
     from azr_trl.evaluation.runner import evaluate_benchmark
+    from azr_trl.generation.generators import HFGenerator, SamplingSettings
 
     from tiny import make_tiny_model, make_tiny_tokenizer
 
@@ -168,7 +168,7 @@ def test_hf_generator_seeds_each_call_or_draws_from_the_running_stream():
     """A seeded call repeats itself; with ``seed=None`` (seed generation) calls with the same prompts differ."""
     import torch
 
-    from azr_trl.evaluation.generation import HFGenerator, SamplingSettings
+    from azr_trl.generation.generators import HFGenerator, SamplingSettings
 
     from tiny import make_tiny_model, make_tiny_tokenizer
 
@@ -189,7 +189,7 @@ def test_hf_generator_seeds_each_call_or_draws_from_the_running_stream():
 
 
 def test_hf_generator_never_samples_banned_tokens():
-    from azr_trl.evaluation.generation import HFGenerator, SamplingSettings
+    from azr_trl.generation.generators import HFGenerator, SamplingSettings
 
     from tiny import make_tiny_model, make_tiny_tokenizer
 

@@ -13,7 +13,7 @@ import pytest
 
 import azr_trl
 from azr_trl.evaluation import scoring
-from azr_trl.evaluation.benchmarks import CodeGenItem
+from azr_trl.evaluation.registry import CodeGenItem
 from azr_trl.evaluation.scoring import EXECUTION_METRIC_DIR, reference_item, reference_of
 
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from azr_trl import AZRTrainer
-from azr_trl.batch import build_training_batch
-from azr_trl.buffer import TaskBuffer, zero_triplet
-from azr_trl.prompt_budget import sample_references
+from azr_trl.generation.prompt_budget import sample_references
+from azr_trl.selfplay.batch import build_training_batch
+from azr_trl.selfplay.buffer import TaskBuffer, zero_triplet
 from azr_trl.tasks import Task
 
 from scripts.tiny_azr_run import length_reward, tiny_config
@@ -235,7 +235,7 @@ def _thinking_model(tokenizer, think_ids):
 def test_removed_think_tokens_are_banned_in_hf_generation(tmp_path):
     from trl import ModelConfig
 
-    from azr_trl.train import QWEN3_THINK_TOKENS, AZRScriptArguments, get_tokenizer
+    from azr_trl.launch import QWEN3_THINK_TOKENS, AZRScriptArguments, get_tokenizer
 
     tokenizer = make_tiny_tokenizer()
     tokenizer.add_tokens(list(QWEN3_THINK_TOKENS))  # as Qwen3 base models ship them

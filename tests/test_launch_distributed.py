@@ -27,7 +27,7 @@ def test_zero3_two_cpu_ranks_one_step(tmp_path, default_model_path):
         "--config_file", str(ROOT / "accelerate_configs" / "zero3.yaml"),
         "--num_processes", "2",
         "--mixed_precision", "no",  # the config says bf16 (GPU); CPU ranks train in fp32
-        "-m", "azr_trl.train",
+        "-m", "azr_trl.launch",
         "--config", str(DEMO),
         # The smallest real step: one task type, one proposal and one solve per rank, 16-token completions.
         "--max_steps", "1",

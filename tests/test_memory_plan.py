@@ -9,8 +9,8 @@ import pytest
 from transformers import LlamaConfig, Qwen2Config, Qwen3Config
 
 from azr_trl import memory_plan
+from azr_trl.launch import parse_args, run
 from azr_trl.memory_plan import GIB, TrainingLayout, plan_run
-from azr_trl.train import parse_args, run
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ def test_layout_from_the_launcher_environment():
 
 @pytest.mark.parametrize("recipe", GPU_RECIPES, ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
 def test_dry_run_prints_the_plan_without_loading_weights(tmp_path, recipe, capsys, monkeypatch):
-    import azr_trl.train as train_module
+    import azr_trl.launch as train_module
 
     def no_training(*args, **kwargs):
         raise AssertionError("--dry-run must not load a model or train")

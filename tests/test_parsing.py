@@ -219,7 +219,7 @@ def executor():
 @pytest.mark.parametrize("case", EXTRACTION["cases"], ids=[c["name"] for c in EXTRACTION["cases"]])
 def test_answer_extraction_table(case, extraction, executor):
     """Each completion parsed and graded under both extractions: the answer found, the format verdict, the reward."""
-    from azr_trl.rewards import RewardSettings, solver_reward
+    from azr_trl.selfplay.rewards import RewardSettings, solver_reward
 
     task_type = case["task_type"]
     spec = get_task_spec(task_type, num_inputs=4, answer_extraction=extraction)

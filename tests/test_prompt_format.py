@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from azr_trl.cli.main import main
-from azr_trl.prompt_format import PROMPT_FORMAT_FILE, find_prompt_format, save_prompt_format, trained_defaults
+from azr_trl.run_outputs.prompt_format import (
+    PROMPT_FORMAT_FILE,
+    find_prompt_format,
+    save_prompt_format,
+    trained_defaults,
+)
 from azr_trl.tasks.prompts import resolve_prompt_format
 
 from tiny import make_tiny_tokenizer, save_tiny_model
@@ -83,18 +88,18 @@ def test_eval_defaults_to_the_trained_format(r1_run, tmp_path):
 
 
 def test_seed_defaults_to_the_trained_format(r1_run, tmp_path, monkeypatch):
-    import azr_trl.seed_generation
-    from azr_trl.seeding import zero_triplet
+    import azr_trl.seeding.generation
+    from azr_trl.seeding.seed_files import zero_triplet
 
     used = {}
 
     def record(generate, executor, output, num_tasks, **kwargs):
         used.update(fmt=kwargs["fmt"], require_think=kwargs["require_think"])
-        done = azr_trl.seed_generation.SeedPhase("seed tasks", Path(output), num_tasks, existing=num_tasks)
+        done = azr_trl.seeding.generation.SeedPhase("seed tasks", Path(output), num_tasks, existing=num_tasks)
         done.tasks = [zero_triplet("deduction")] * num_tasks  # the target reached: exit status 0
-        return azr_trl.seed_generation.SeedReport(done)
+        return azr_trl.seeding.generation.SeedReport(done)
 
-    monkeypatch.setattr(azr_trl.seed_generation, "generate_seed_tasks", record)
+    monkeypatch.setattr(azr_trl.seeding.generation, "generate_seed_tasks", record)
     argv = ["seed", "--model", str(r1_run), "--output", str(tmp_path / "seeds.jsonl"), "--num-tasks", "1",
             "--workers", "1", "--no-progress"]  # fmt: skip
     assert main(argv) == 0

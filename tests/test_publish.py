@@ -13,7 +13,7 @@ from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS as DEFAULT_IGNORE
 from huggingface_hub.utils import filter_repo_objects
 
-from azr_trl.train import run
+from azr_trl.launch import run
 
 from tiny import save_tiny_model
 

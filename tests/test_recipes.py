@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from azr_trl.train import RecipeError, parse_args, run
+from azr_trl.launch import RecipeError, parse_args, run
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,8 +169,10 @@ def test_reward_funcs_must_import(tmp_path):
     recipe = _bad_recipe(tmp_path, reward_funcs=["no_such_module.brevity"])
     with pytest.raises(RecipeError, match="reward_funcs: cannot load no_such_module.brevity"):
         parse_args(["--config", str(recipe)])
-    script_args, _, _ = parse_args(["--config", str(DEMO), "--reward_funcs", "azr_trl.rewards.make_azr_reward_funcs"])
-    assert script_args.reward_funcs == ["azr_trl.rewards.make_azr_reward_funcs"]
+    script_args, _, _ = parse_args(
+        ["--config", str(DEMO), "--reward_funcs", "azr_trl.selfplay.rewards.make_azr_reward_funcs"]
+    )
+    assert script_args.reward_funcs == ["azr_trl.selfplay.rewards.make_azr_reward_funcs"]
 
 
 def test_impossible_batch_arithmetic(tmp_path):
@@ -250,12 +252,12 @@ def test_lora_recipes_sample_without_dropout(recipe):
 
 def test_recipe_and_accelerate_paths_in_docs_exist():
     """Usage lines name files that exist: the training script's docstring, the README and the recipe headers."""
-    import azr_trl.train
+    import azr_trl.launch
 
-    texts = {"azr_trl/train.py": azr_trl.train.__doc__, "README.md": (ROOT / "README.md").read_text()}
+    texts = {"azr_trl/launch.py": azr_trl.launch.__doc__, "README.md": (ROOT / "README.md").read_text()}
     texts.update({str(r.relative_to(ROOT)): r.read_text() for r in RECIPES})
     pattern = r"(?:recipes|accelerate_configs)/[\w./-]+\.yaml"
-    assert re.findall(pattern, azr_trl.train.__doc__)
+    assert re.findall(pattern, azr_trl.launch.__doc__)
     missing = [
         (name, path)
         for name, text in texts.items()
@@ -277,7 +279,7 @@ def test_readme_gives_no_vllm_advice_that_errors():
 # Pre-flight: environment and seeds
 ###################################
 def test_gpu_recipe_on_a_machine_without_gpu_says_what_to_set(capsys, monkeypatch):
-    import azr_trl.train as train_module
+    import azr_trl.launch as train_module
 
     monkeypatch.setattr(train_module, "has_gpu", lambda: False)
     monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: False)
@@ -288,7 +290,7 @@ def test_gpu_recipe_on_a_machine_without_gpu_says_what_to_set(capsys, monkeypatc
 
 
 def test_seed_file_with_bad_rows_fails_at_pre_flight(tmp_path, capsys, monkeypatch):
-    import azr_trl.train as train_module
+    import azr_trl.launch as train_module
 
     monkeypatch.setattr(train_module, "main", lambda *a: pytest.fail("must stop before the trainer starts"))
     seeds = tmp_path / "seeds.jsonl"
@@ -311,7 +313,7 @@ def test_builtin_seed_files_pass_pre_flight():
 def test_qlora_without_bitsandbytes_fails_at_pre_flight(capsys, monkeypatch):
     import sys
 
-    import azr_trl.train as train_module
+    import azr_trl.launch as train_module
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # importlib.util.find_spec now reports it missing
     monkeypatch.setattr(train_module, "main", lambda *a: pytest.fail("must stop before the model loads"))

@@ -1,6 +1,6 @@
 """`azr-trl report`, the end-of-run summary and the progress line, on a real (tiny) run directory.
 
-The run directory comes from the real training script (`azr_trl.train.run`) on a tiny in-code model saved to disk,
+The run directory comes from the real training script (`azr_trl.launch.run`) on a tiny in-code model saved to disk,
 so it has everything a run writes: trainer_state.json, checkpoints with azr_buffer.json, completions parquet files.
 """
 
@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from azr_trl.callbacks import format_step_line
 from azr_trl.cli.main import main as cli_main
-from azr_trl.report import load_log_history, proposal_parts, write_report
-from azr_trl.summary import format_summary, pick_proposals
-from azr_trl.train import run
+from azr_trl.launch import run
+from azr_trl.run_outputs.progress import format_step_line
+from azr_trl.run_outputs.report import load_log_history, proposal_parts, write_report
+from azr_trl.run_outputs.summary import format_summary, pick_proposals
 
 from tiny import save_tiny_model
 

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from azr_trl.intrinsic import (
+from azr_trl.selfplay.intrinsic import (
     IntrinsicSpec,
     compute_intrinsic,
     halstead_score,
     mean_edit_distance,
     parse_intrinsic_config,
 )
-from azr_trl.rewards import RewardSettings, make_azr_reward_funcs
+from azr_trl.selfplay.rewards import RewardSettings, make_azr_reward_funcs
 from azr_trl.tasks import Task
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from azr_trl.buffer import TaskBuffer, load_seed_file
+from azr_trl.selfplay.buffer import TaskBuffer, load_seed_file
 
 
 GOOD_TRIPLET = {"program": "def f(s, n):\n    return s * n\n", "input": "'ab', 2", "output": "'abab'"}
@@ -110,7 +110,7 @@ def test_unusable_seed_files(tmp_path, executor):
 
 
 def test_builtin_seed_files_are_valid(executor):
-    from azr_trl.seeding import resolve_seed_files
+    from azr_trl.seeding.seed_files import resolve_seed_files
 
     paths = resolve_seed_files(["builtin"])
     assert [p.name for p in paths] == ["seed_tasks.jsonl", "seed_induction.jsonl"]

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from azr_trl.seed_generation import generate_seed_tasks
-from azr_trl.seeding import load_seed_file, zero_triplet
+from azr_trl.seeding.generation import generate_seed_tasks
+from azr_trl.seeding.seed_files import load_seed_file, zero_triplet
 from azr_trl.tasks import Task, get_task_spec, prompt_text
 
 
@@ -204,7 +204,7 @@ def test_seed_cli_generates_through_the_shared_hf_generator(tmp_path, tiny_model
     """`azr-trl seed` samples with evaluation's `HFGenerator`: one batch per round, chat prompts (the tokenizer has a
     template), the running random stream; a run that collects nothing exits 1 and names the verdicts."""
     from azr_trl.cli.main import main
-    from azr_trl.evaluation.generation import HFGenerator
+    from azr_trl.generation.generators import HFGenerator
 
     calls = []
     generate = HFGenerator.generate
@@ -255,7 +255,7 @@ def test_seed_cli_refuses_bad_sampling_and_a_missing_vllm(tmp_path, tiny_model_d
 
 def test_prompts_show_only_the_references_that_fit_the_budget(tmp_path, executor):
     """With a prompt budget, a reference that would push a propose prompt over it is left out (the longest first)."""
-    from azr_trl.seed_generation import PromptBudget
+    from azr_trl.seeding.generation import PromptBudget
 
     out = tmp_path / "seeds.jsonl"
     long_program = "def f(s):\n    return s + " + repr("x" * 400) + "\n"
@@ -287,7 +287,7 @@ def test_seed_cli_prompts_fit_the_model(tmp_path, monkeypatch, capsys):
     from transformers import AutoTokenizer
 
     from azr_trl.cli.main import main
-    from azr_trl.evaluation.generation import HFGenerator, prompt_length
+    from azr_trl.generation.generators import HFGenerator, prompt_length
 
     from tiny import make_tiny_model, make_tiny_tokenizer
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from azr_trl import AZRTrainer
-from azr_trl.report import write_report
-from azr_trl.seed_generation import SEED_INDUCTION_FILE, SEED_TASKS_FILE, SeedingError
-from azr_trl.seeding import load_seed_file
+from azr_trl.run_outputs.report import write_report
+from azr_trl.seeding.generation import SEED_INDUCTION_FILE, SEED_TASKS_FILE, SeedingError
+from azr_trl.seeding.seed_files import load_seed_file
 
 from scripts.tiny_azr_run import length_reward, script_proposals, tiny_config
 from tiny import make_tiny_model, make_tiny_tokenizer

@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from azr_trl.rollouts import Rollouts
-from azr_trl.step_metrics import PhaseTimer
+from azr_trl.selfplay.rollouts import Rollouts
+from azr_trl.selfplay.step_metrics import PhaseTimer
 
 
 def test_phase_timer_records_a_phase_and_adds_repeats():

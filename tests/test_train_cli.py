@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from azr_trl.train import QWEN3_THINK_TOKENS, AZRScriptArguments, get_tokenizer, remove_added_tokens, run
+from azr_trl.launch import QWEN3_THINK_TOKENS, AZRScriptArguments, get_tokenizer, remove_added_tokens, run
 
 from tiny import make_tiny_tokenizer, save_tiny_model
 

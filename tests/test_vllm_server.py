@@ -1,4 +1,4 @@
-"""The server-failure policy (azr_trl.vllm_server) on TRL's real `VLLMGeneration` and `VLLMClient`, against a local
+"""The server-failure policy (azr_trl.generation.vllm_server) on TRL's real `VLLMGeneration` and `VLLMClient`, against a local
 HTTP stand-in of `trl vllm-serve` (tests/vllm_stand_in.py), without vLLM installed.
 
 vLLM is absent here, so TRL's `is_vllm_available` checks are switched on for the two TRL modules, and the NCCL
@@ -15,7 +15,7 @@ import pytest
 import requests
 from accelerate import Accelerator
 
-from azr_trl.vllm_server import ServerRetry, VLLMServerUnavailableError, guard_vllm_server, is_retryable
+from azr_trl.generation.vllm_server import ServerRetry, VLLMServerUnavailableError, guard_vllm_server, is_retryable
 
 from tiny import make_tiny_model, make_tiny_tokenizer
 from vllm_stand_in import VLLMServerStandIn

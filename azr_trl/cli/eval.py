@@ -12,7 +12,7 @@ from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``eval`` subcommand."""
-    from azr_trl.evaluation.benchmarks import BENCHMARKS
+    from azr_trl.evaluation.registry import BENCHMARKS
 
     names = ", ".join(BENCHMARKS)
     parser = subparsers.add_parser(
@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def _datasets(values: list[str], names: list[str]) -> dict[str, str]:
     """``--dataset`` values -> {benchmark: path}: ``NAME=PATH`` for one benchmark, a bare PATH for all of them."""
-    from azr_trl.evaluation.benchmarks import BENCHMARKS
+    from azr_trl.evaluation.registry import BENCHMARKS
 
     out: dict[str, str] = {}
     for value in values:
@@ -98,9 +98,9 @@ def _datasets(values: list[str], names: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; exit code 1 with a clear message on bad input (unknown benchmark, missing data/model)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    from azr_trl.evaluation.benchmarks import parse_benchmark_list
     from azr_trl.evaluation.data import BenchmarkDataError
-    from azr_trl.evaluation.generation import SamplingSettings
+    from azr_trl.evaluation.registry import parse_benchmark_list
+    from azr_trl.generation.generators import SamplingSettings
 
     try:
         names = parse_benchmark_list(args.benchmark)
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     from azr_trl.evaluation.runner import EvalSettings, evaluate_model, print_results, write_results
-    from azr_trl.prompt_format import trained_defaults
+    from azr_trl.run_outputs.prompt_format import trained_defaults
 
     prompt_format, require_think = trained_defaults(
         args.model, args.prompt_format, {"auto": None, "yes": True, "no": False, None: None}[args.require_think]

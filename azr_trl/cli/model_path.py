@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Resolve ``args.model`` and print the result; exit code 1 with a clear message if that is impossible."""
-    from azr_trl.models import DefaultModelUnavailableError, resolve_model_path
+    from azr_trl.default_model import DefaultModelUnavailableError, resolve_model_path
 
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

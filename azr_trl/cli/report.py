@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from azr_trl.report import write_report
+    from azr_trl.run_outputs.report import write_report
 
     try:
         page = write_report(args.run_dir, args.output)

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
-from azr_trl.seed_generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
+from azr_trl.seeding.generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
 from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 
@@ -83,7 +83,7 @@ def _generator(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
     Sampling draws from one random stream seeded once with ``--seed`` (rounds repeat their prompts, and must not
     repeat their samples); all proposals of a round go to the model in one batch.
     """
-    from azr_trl.evaluation.generation import HFGenerator, VLLMGenerator, load_hf_model
+    from azr_trl.generation.generators import HFGenerator, VLLMGenerator, load_hf_model
 
     if args.backend == "vllm":
         from transformers import AutoTokenizer
@@ -99,11 +99,11 @@ def _generator(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
-    from azr_trl.evaluation.generation import SamplingSettings, prompt_length
+    from azr_trl.default_model import resolve_model_path
     from azr_trl.executor import ExecutorError, make_executor
-    from azr_trl.models import resolve_model_path
-    from azr_trl.prompt_format import trained_defaults
-    from azr_trl.seed_generation import PromptBudget, generate_seed_tasks
+    from azr_trl.generation.generators import SamplingSettings, prompt_length
+    from azr_trl.run_outputs.prompt_format import trained_defaults
+    from azr_trl.seeding.generation import PromptBudget, generate_seed_tasks
     from azr_trl.tasks.prompts import resolve_prompt_format
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

@@ -11,7 +11,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "train",
         add_help=False,  # --help must reach the script's parser, which lists every recipe field
         help="train with Absolute Zero self-play from a recipe (azr-trl train --config RECIPE [--field value ...])",
-        description="Run azr_trl.train in this process. Multi-GPU: accelerate launch ... -m azr_trl.train --config ...",
+        description="Run azr_trl.launch in this process. Multi-GPU: accelerate launch ... -m azr_trl.launch --config ...",
     )
 
     # argparse cannot hand a subcommand arguments that start with "--" and that it does not know (REMAINDER only
@@ -28,6 +28,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Parse the recipe and overrides, check them before loading a model, then train."""
-    from azr_trl.train import run as run_training
+    from azr_trl.launch import run as run_training
 
     return run_training(list(args.script_args), prog="azr-trl train")

@@ -14,18 +14,18 @@ from typing import Any
 
 
 _EXPORTS = {
-    "BENCHMARKS": "benchmarks",
-    "Benchmark": "benchmarks",
-    "get_benchmark": "benchmarks",
-    "parse_benchmark_list": "benchmarks",
+    "BENCHMARKS": "registry",
+    "Benchmark": "registry",
+    "get_benchmark": "registry",
+    "parse_benchmark_list": "registry",
     "BenchmarkDataError": "data",
     "pass_at_k": "metrics",
     "aggregate_scores": "metrics",
     "extract_math_answer": "math_grading",
     "grade_math": "math_grading",
-    "SamplingSettings": "generation",
-    "HFGenerator": "generation",
-    "VLLMGenerator": "generation",
+    "SamplingSettings": "..generation.generators",
+    "HFGenerator": "..generation.generators",
+    "VLLMGenerator": "..generation.generators",
     "EvalSettings": "runner",
     "evaluate_model": "runner",
     "evaluate_benchmark": "runner",
@@ -43,4 +43,5 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    module = _EXPORTS[name]
+    return getattr(importlib.import_module(module if module.startswith(".") else f".{module}", __name__), name)

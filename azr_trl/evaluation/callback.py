@@ -26,8 +26,8 @@ from transformers import Trainer, TrainerCallback
 from azr_trl.executor import ExecutorConfig, make_executor
 from azr_trl.tasks.prompts import resolve_prompt_format
 
-from .benchmarks import get_benchmark
-from .generation import HFGenerator, SamplingSettings
+from ..generation.generators import HFGenerator, SamplingSettings
+from .registry import get_benchmark
 from .runner import EvalSettings, benchmark_executor_config, build_prompts
 from .scoring import score_completions
 

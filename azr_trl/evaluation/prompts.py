@@ -14,8 +14,8 @@ import re
 
 from azr_trl.tasks.prompts import render
 
-from .benchmarks import CodeGenItem, MathItem
 from .math_grading import last_answer_block
+from .registry import CodeGenItem, MathItem
 
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)

@@ -28,10 +28,10 @@ from typing import Any
 from azr_trl.executor import ExecutorConfig, make_executor
 from azr_trl.tasks.prompts import resolve_prompt_format
 
-from .benchmarks import CODE_GENERATION, CODE_REASONING, Benchmark, get_benchmark
-from .generation import HFGenerator, SamplingSettings, VLLMGenerator, load_hf_model, render_prompt
+from ..generation.generators import HFGenerator, SamplingSettings, VLLMGenerator, load_hf_model, render_prompt
 from .metrics import aggregate_scores, ks_for, mean_pass_at_k
 from .prompts import code_generation_prompt, math_prompt
+from .registry import CODE_GENERATION, CODE_REASONING, Benchmark, get_benchmark
 from .scoring import reasoning_task, score_completions
 
 
@@ -163,7 +163,7 @@ def load_benchmarks(
 
 def load_model(model: str, dtype: str = "auto", device: str | None = None):
     """Load a causal LM and its tokenizer for the HF backend (``default`` is the embedded SmolLM2-135M-Instruct)."""
-    from azr_trl.models import resolve_model_path
+    from azr_trl.default_model import resolve_model_path
 
     path = resolve_model_path(model)
     try:
@@ -195,7 +195,7 @@ def evaluate_model(
     elif backend == "vllm":
         from transformers import AutoTokenizer
 
-        from azr_trl.models import resolve_model_path
+        from azr_trl.default_model import resolve_model_path
 
         path = resolve_model_path(model)
         tokenizer = AutoTokenizer.from_pretrained(path)

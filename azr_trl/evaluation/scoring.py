@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .benchmarks import CODE_GENERATION, CODE_REASONING, MATH, Benchmark, CodeGenItem, MathItem, ReasoningItem
 from .math_grading import extract_math_answer, grade_math
 from .prompts import complete_program, extract_code
+from .registry import CODE_GENERATION, CODE_REASONING, MATH, Benchmark, CodeGenItem, MathItem, ReasoningItem
 
 
 # The `evaluate` module of the execution metric: `evaluate.load(str(EXECUTION_METRIC_DIR))`.

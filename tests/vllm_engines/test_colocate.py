@@ -1,7 +1,7 @@
 """AZR training steps with `use_vllm=True, vllm_mode="colocate"` on a real vLLM CPU engine and the default model.
 
 Generation goes through TRL's own `VLLMGeneration`, and so does the decision to sync and the tensors sent; on vLLM's
-CPU build the engine-side load goes through vLLM's `reload_weights` (azr_trl/vllm_cpu.py explains why). Its `LLM` is
+CPU build the engine-side load goes through vLLM's `reload_weights` (azr_trl/generation/vllm_cpu.py explains why). Its `LLM` is
 given `enforce_eager=True`, which TRL does not expose: it skips minutes of torch.compile on CPU.
 
 The engine's weights are read through the engine itself: the log-probs it assigns to a fixed probe text

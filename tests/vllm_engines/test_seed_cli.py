@@ -12,7 +12,7 @@ import json
 import pytest
 
 from azr_trl.cli.main import main
-from azr_trl.evaluation.generation import VLLMGenerator, prompt_length
+from azr_trl.generation.generators import VLLMGenerator, prompt_length
 from azr_trl.tasks import prompt_text
 
 from engine import LONG_OUTPUT_PROGRAM, MAX_MODEL_LEN, SEED_ROWS

@@ -18,7 +18,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from azr_trl import AZRTrainer
-from azr_trl.vllm_server import VLLMServerUnavailableError
+from azr_trl.generation.vllm_server import VLLMServerUnavailableError
 
 from engine import (
     MAX_MODEL_LEN,
@@ -137,7 +137,7 @@ def test_run_waits_for_a_restarted_server_and_pushes_the_weights_again(
 
     trainer.add_callback(_AfterStep(1, crash_and_restart))
     try:
-        with caplog.at_level(logging.WARNING, logger="azr_trl.vllm_server"):
+        with caplog.at_level(logging.WARNING, logger="azr_trl.generation.vllm_server"):
             trainer.train()
     finally:
         trainer.close()

@@ -28,7 +28,7 @@ Args:
     predictions: a list of candidate lists, one list of program strings per problem.
     references: one reference per problem: test code run after the candidate (it passes when the code runs to the end
         without raising, as in `code_eval`: e.g. asserts, or `def check(f): ...` followed by `check(entry_point)`), or
-        a JSON object with the fields of `azr_trl.evaluation.benchmarks.CodeGenItem` (`test_style` `check`, `script`,
+        a JSON object with the fields of `azr_trl.evaluation.registry.CodeGenItem` (`test_style` `check`, `script`,
         `stdin` or `functional`, with `test`, `entry_point`, `starter_code`, `test_cases`).
     k: the k values of pass@k (default [1, 10, 100]); a k is reported when every problem has at least k candidates.
     executor_config: an `azr_trl.executor.ExecutorConfig`: the backend and its limits (timeout per candidate,

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import torch
 from accelerate.utils import gather_object
 
-from .tasks.task import ROLES
+from ..tasks.task import ROLES
 
 
 if TYPE_CHECKING:
+    from ..azr_trainer import AZRTrainer
     from .rollouts import Rollouts
-    from .trainer import AZRTrainer
 
 
 @dataclass

@@ -11,7 +11,7 @@ import contextlib
 
 from accelerate.utils import broadcast_object_list, gather_object
 
-from .evaluation.generation import model_token_limit
+from .generators import model_token_limit
 from .vllm_server import VLLMServerUnavailableError
 
 

@@ -3,14 +3,14 @@
 Usage:
 
     # one process (CPU or one GPU)
-    python -m azr_trl.train --config recipes/smollm2-135m/cpu_demo.yaml
+    python -m azr_trl.launch --config recipes/smollm2-135m/cpu_demo.yaml
     azr-trl train --config recipes/smollm2-135m/cpu_demo.yaml --max_steps 5
 
     # several GPUs, e.g. 2 for the vLLM server and 2 training processes with DeepSpeed ZeRO-3 (CPU offload)
     CUDA_VISIBLE_DEVICES=0,1 trl vllm-serve --model Qwen/Qwen2.5-Coder-7B --tensor_parallel_size 2 \\
         --max_model_len 16384
     CUDA_VISIBLE_DEVICES=2,3 accelerate launch --config_file accelerate_configs/zero3_offload.yaml --num_processes 2 \\
-        -m azr_trl.train --config recipes/qwen2.5-coder-7b/paper_4gpu.yaml
+        -m azr_trl.launch --config recipes/qwen2.5-coder-7b/paper_4gpu.yaml
 
 Every recipe key is a field of `AZRScriptArguments`, `AZRConfig` or TRL's `ModelConfig`; command-line flags override
 the recipe. Recipe problems (unknown keys, missing files, impossible batch arithmetic) are reported before any model
@@ -44,10 +44,10 @@ from .preflight import (
 if TYPE_CHECKING:
     from trl import ModelConfig
 
-    from .config import AZRConfig
+    from .azr_config import AZRConfig
 
 
-logger = logging.getLogger("azr_trl.train")
+logger = logging.getLogger("azr_trl.launch")
 
 # Qwen3 base models add these as special tokens whose embeddings were never trained (reference README).
 QWEN3_THINK_TOKENS = ("<think>", "</think>")
@@ -137,7 +137,7 @@ def make_parser(prog: str | None = None):
     """The script's `TrlParser` over (script arguments, `AZRConfig`, `ModelConfig`)."""
     from trl import ModelConfig, TrlParser
 
-    from .config import AZRConfig
+    from .azr_config import AZRConfig
 
     return TrlParser((AZRScriptArguments, AZRConfig, ModelConfig), prog=prog)
 
@@ -270,10 +270,10 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
     from trl import get_peft_config
 
     from . import AZRTrainer
-    from .callbacks import AZRProgressCallback
-    from .models import resolve_model_path
-    from .publish import merge_adapter, push_merged
-    from .trainer import BUFFER_FILE
+    from .azr_trainer import BUFFER_FILE
+    from .default_model import resolve_model_path
+    from .run_outputs.progress import AZRProgressCallback
+    from .run_outputs.publish import merge_adapter, push_merged
 
     ###############
     # Setup logging
@@ -374,11 +374,11 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
     if trainer.accelerator.is_main_process:
         report_file = None
         if script_args.report_dir:
-            from .report import write_report
+            from .run_outputs.report import write_report
 
             report_file = write_report(training_args.output_dir, script_args.report_dir)
         if script_args.summary:
-            from .summary import print_summary
+            from .run_outputs.summary import print_summary
 
             print_summary(training_args.output_dir, trainer.state.log_history, report_file=report_file)
 
@@ -403,9 +403,9 @@ def _model_name(training_args: AZRConfig) -> str:
     return Path(training_args.output_dir).name
 
 
-def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.train") -> int:
+def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.launch") -> int:
     """Parse, validate and train; recipe errors become one line on stderr and exit code 2."""
-    from .models import DefaultModelUnavailableError
+    from .default_model import DefaultModelUnavailableError
 
     try:
         script_args, training_args, model_args = parse_args(argv, prog=prog)

@@ -1,7 +1,7 @@
 """Intrinsic proposer rewards from the reference implementation, all off by default.
 
 Each enabled reward adds ``min(coef * value, max)`` to (or multiplies) the learnability reward of a valid proposal;
-:mod:`azr_trl.rewards` does the combining. This module computes the raw values, in one batch helper, only for the
+:mod:`azr_trl.selfplay.rewards` does the combining. This module computes the raw values, in one batch helper, only for the
 rewards that are enabled, and only by parsing programs (radon and complexipy read the source; nothing is executed).
 
 Names and what they measure:
@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .tasks.parsing import input_shape, parse_program, program_shape
-from .tasks.task import Task
+from ..tasks.parsing import input_shape, parse_program, program_shape
+from ..tasks.task import Task
 
 
 INTRINSIC_NAMES: tuple[str, ...] = (
@@ -158,7 +158,7 @@ def compute_intrinsic(
         tasks: the validated proposals (``None`` for invalid ones).
         references: for each proposal, the reference tasks its prompt showed.
         config: an object with an ``intrinsic_rewards`` attribute (e.g. ``AZRConfig``), or the setting itself.
-        buffer: the :class:`~azr_trl.buffer.TaskBuffer` whose value counts define "seen" answers for the diversity
+        buffer: the :class:`~azr_trl.selfplay.buffer.TaskBuffer` whose value counts define "seen" answers for the diversity
             rewards; without it the references are the population.
     """
     if len(tasks) != len(references):

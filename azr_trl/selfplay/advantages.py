@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .tasks.task import ROLES, TASK_TYPES
+from ..tasks.task import ROLES, TASK_TYPES
 
 
 def baseline_group_ids(task_types: list[str], roles: list[str], baseline: str = "task_role") -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The end-of-run summary that `azr_trl.train` prints on the main process."""
+"""The end-of-run summary that `azr_trl.launch` prints on the main process."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..tasks.task import ROLES
 from .report import azr_entries, completion_text, load_completions, present_task_types, proposal_parts
-from .tasks.task import ROLES
 
 
 def pick_proposals(completions, count: int = 3) -> list[dict[str, Any]]:

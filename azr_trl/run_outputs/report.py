@@ -16,9 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .seed_generation import SEEDING_METRICS
-from .tasks.parsing import blocks_with_tag, code_blocks, fenced_blocks
-from .tasks.task import ROLES, TASK_TYPES
+from ..seeding.generation import SEEDING_METRICS
+from ..tasks.parsing import blocks_with_tag, code_blocks, fenced_blocks
+from ..tasks.task import ROLES, TASK_TYPES
 
 
 TIME_PHASES = ("generate_propose", "generate_mc", "generate_solve", "execute", "logprob", "optimize")

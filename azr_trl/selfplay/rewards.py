@@ -6,7 +6,7 @@ list (TRL passes the extra columns of the rows). The AZR rows carry:
 - ``role``: ``"propose"`` or ``"solve"``; ``task_type``: ``"deduction"``, ``"abduction"`` or ``"induction"``;
 - ``format_ok``: the completion's think/answer tags and required blocks are well formed;
 - propose rows: ``valid`` (the executor accepted the candidate), ``solve_rate`` (Monte-Carlo solve rate r in [0, 1],
-  ``None`` when not measured) and ``intrinsic`` (a dict of raw intrinsic values, see :mod:`azr_trl.intrinsic`);
+  ``None`` when not measured) and ``intrinsic`` (a dict of raw intrinsic values, see :mod:`azr_trl.selfplay.intrinsic`);
 - solve rows: ``correct`` (bool, or a score in [0, 1]).
 
 Each function returns ``None`` for the rows of the other role, so TRL sums them into one reward per row. They do no

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .tasks.prompts import PROMPT_FORMATS
+from ..tasks.prompts import PROMPT_FORMATS
 
 
 logger = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .prompt_budget import sample_references, sample_solve_tasks
+from ..generation.prompt_budget import sample_references, sample_solve_tasks
 
 
 if TYPE_CHECKING:
-    from .tasks.task import Task
-    from .trainer import AZRTrainer
+    from ..azr_trainer import AZRTrainer
+    from ..tasks.task import Task
 
 
 @dataclass

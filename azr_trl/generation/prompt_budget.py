@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from accelerate.utils import gather_object
 
-from .seeding import zero_induction_task, zero_triplet
-from .tasks.task import Task
+from ..seeding.seed_files import zero_induction_task, zero_triplet
+from ..tasks.task import Task
 
 
 if TYPE_CHECKING:
-    from .trainer import AZRTrainer
+    from ..azr_trainer import AZRTrainer
 
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Seed generation: a model proposes seed tasks, the executor validates them, the valid, distinct ones are kept.
 
 ``azr-trl seed`` (through a generator of ``evaluation.generation``) and the trainer's seeding phase (through the
-trainer's own engine, :mod:`azr_trl.seeding_phase`) share this round loop and its stop rule: rounds of proposals,
+trainer's own engine, :mod:`azr_trl.seeding.phase`) share this round loop and its stop rule: rounds of proposals,
 each accepted task appended to its JSONL file at once (so an interrupted run resumes from the file), at most
 ``max_rounds`` rounds per file and a stop after ``patience`` rounds in a row without a new task.
 """
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .seeding import load_seed_file, zero_triplet
-from .tasks import TASK_TYPES, Task, TaskSpec, get_task_spec, run_validation
+from ..tasks import TASK_TYPES, Task, TaskSpec, get_task_spec, run_validation
+from .seed_files import load_seed_file, zero_triplet
 
 
 logger = logging.getLogger(__name__)

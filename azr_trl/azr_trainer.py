@@ -24,27 +24,27 @@ from datasets import Dataset
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
-from .advantages import baseline_group_ids, task_relative_advantages
-from .batch import build_training_batch
-from .buffer import TaskBuffer
-from .config import AZRConfig
-from .engine_generation import EngineGenerationMixin
+from .azr_config import AZRConfig
 from .executor import make_executor
-from .intrinsic import compute_intrinsic
-from .prompt_budget import (
+from .generation.prompt_budget import (
     check_prompt_budget,
     sample_solve_tasks,
     share_too_long_marks,
     solve_prompt_fits,
 )
-from .prompt_format import model_card_section, save_prompt_format
-from .rewards import make_azr_reward_funcs
-from .rollouts import Rollouts, propose_prompts, solve_prompts
-from .step_metrics import PhaseTimer, StepRecord, log_step, propose_records, solve_records
+from .generation.trainer_mixin import EngineGenerationMixin
+from .generation.vllm_server import VLLMServerUnavailableError, guard_vllm_server
+from .run_outputs.prompt_format import model_card_section, save_prompt_format
+from .selfplay.advantages import baseline_group_ids, task_relative_advantages
+from .selfplay.batch import build_training_batch
+from .selfplay.buffer import TaskBuffer
+from .selfplay.intrinsic import compute_intrinsic
+from .selfplay.rewards import make_azr_reward_funcs
+from .selfplay.rollouts import Rollouts, propose_prompts, solve_prompts
+from .selfplay.step_metrics import PhaseTimer, StepRecord, log_step, propose_records, solve_records
 from .tasks import TASK_TYPES, get_task_spec, validate_candidates
 from .tasks.prompts import resolve_prompt_format
 from .tasks.task import Task
-from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
 
 
 BUFFER_FILE = "azr_buffer.json"
@@ -95,7 +95,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         if not isinstance(args, AZRConfig):
             raise TypeError("AZRTrainer needs an AZRConfig as `args` (max_steps is required).")
         if isinstance(model, str):
-            from .models import resolve_model_path
+            from .default_model import resolve_model_path
 
             model = resolve_model_path(model)
         if train_dataset is None:
@@ -118,7 +118,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         # Server mode: wait out a server restart or a dropped connection, then push the weights again.
         self._vllm_server_retry = None
         if self.use_vllm and args.vllm_mode == "colocate":
-            from .vllm_cpu import sync_weights_by_reload_on_cpu
+            from .generation.vllm_cpu import sync_weights_by_reload_on_cpu
 
             sync_weights_by_reload_on_cpu(self.vllm_generation)
         if self.use_vllm and args.vllm_mode == "server":
@@ -388,8 +388,8 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
 
     # ------------------------------------------------------------------ seeding phase (Algorithm 1)
     def _seeding_phase(self) -> None:
-        """The starting model proposes the seed tasks on every rank before the first step (see azr_trl.seeding_phase)."""
-        from .seeding_phase import run_seeding_phase
+        """The starting model proposes the seed tasks on every rank before the first step (see azr_trl.seeding.phase)."""
+        from .seeding.phase import run_seeding_phase
 
         self._seeding_pending = False
         run_seeding_phase(self, {t: self.specs.get(t) or _task_spec(self.args, t) for t in TASK_TYPES})

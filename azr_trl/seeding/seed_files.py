@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .jsonl import read_jsonl
-from .tasks import TASK_TYPES, Task, get_task_spec, run_validation
+from ..jsonl import read_jsonl
+from ..tasks import TASK_TYPES, Task, get_task_spec, run_validation
 
 
 # Hand-written seeds shipped with the package (``seed_files: [builtin]``): 24 triplets and 6 induction items of short,
 # varied programs, so a small model's first steps see more than the identity function.
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 BUILTIN_SEED_FILES: tuple[str, ...] = ("seed_tasks.jsonl", "seed_induction.jsonl")
 
 ZERO_PROGRAM = "def f(a):\n    return a\n"

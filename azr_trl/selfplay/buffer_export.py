@@ -1,6 +1,6 @@
 """Exporting a task buffer: plain rows, JSONL (a valid seed file), a ``datasets`` dataset, and the Hub with a card.
 
-:class:`~azr_trl.buffer.TaskBuffer` exposes these as methods (``buffer.to_jsonl(path)``, ``buffer.push_to_hub(repo)``).
+:class:`~azr_trl.selfplay.buffer.TaskBuffer` exposes these as methods (``buffer.to_jsonl(path)``, ``buffer.push_to_hub(repo)``).
 """
 
 from __future__ import annotations

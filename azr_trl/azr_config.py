@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from .config_checks import apply_preset, check_azr_fields, check_grpo_fields, parse_json_dict
-from .config_docs import with_parameters_doc
+from .azr_config_checks import apply_preset, check_azr_fields, check_grpo_fields, parse_json_dict
+from .azr_config_docs import with_parameters_doc
 from .executor.types import REFERENCE_BANNED_MODULES, ExecutorConfig
-from .seed_generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
+from .seeding.generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
 from .tasks.task import TASK_TYPES
 
 
@@ -28,7 +28,7 @@ class AZRConfig(GRPOConfig):
     automatically because AZR samples one completion per prompt; the Monte-Carlo rollouts are `mc_rollouts`.
 
     Defaults follow the paper. `preset="reference"` switches every known difference to what the reference code does
-    (see `config_checks.PRESETS`: trivial-task reward, token-weighted TRR++ statistics, induction input handling and
+    (see `azr_config_checks.PRESETS`: trivial-task reward, token-weighted TRR++ statistics, induction input handling and
     checks, the seeding sizes); a field set explicitly keeps its value under either preset.
     `reject_multiple_functions=True` is the reference's Qwen2.5 setting (its Llama and Qwen3 scripts leave it off), so
     it stays a field of its own.

@@ -1,6 +1,6 @@
 """The seeding phase of training (Algorithm 1): the starting model proposes the seed tasks before the first step.
 
-It runs ``azr-trl seed``'s round loop and stop rule (:func:`azr_trl.seed_generation.generate_seed_tasks`) through the
+It runs ``azr-trl seed``'s round loop and stop rule (:func:`azr_trl.seeding.generation.generate_seed_tasks`) through the
 trainer's own generation backend (HF generate, vLLM server or colocate) and executor, on every rank: each rank
 proposes its share of every round, the valid tasks of all ranks are gathered in rank order, and every rank ends with
 the same seeds. The main process appends each accepted task to the run directory at once, so a restart in the same
@@ -16,8 +16,9 @@ from typing import Any
 
 from accelerate.utils import broadcast_object_list, gather_object
 
-from .prompt_budget import prompt_length
-from .seed_generation import (
+from ..generation.prompt_budget import prompt_length
+from ..tasks import TaskSpec
+from .generation import (
     SEED_INDUCTION_FILE,
     SEED_TASKS_FILE,
     SEEDING_METRICS,
@@ -27,7 +28,6 @@ from .seed_generation import (
     SeedReport,
     generate_seed_tasks,
 )
-from .tasks import TaskSpec
 
 
 def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:

@@ -10,14 +10,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .executor.types import EXECUTOR_KINDS
-from .seed_generation import REFERENCE_SEED_MINIMUM
+from .seeding.generation import REFERENCE_SEED_MINIMUM
 from .tasks.parsing import ANSWER_EXTRACTIONS
 from .tasks.prompts import PROMPT_FORMAT_CHOICES
 from .tasks.task import TASK_TYPES
 
 
 if TYPE_CHECKING:
-    from .config import AZRConfig
+    from .azr_config import AZRConfig
 
 
 # Every known difference between the paper and its reference code, as the values each preset gives the fields left

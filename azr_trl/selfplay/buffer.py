@@ -17,10 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..seeding.seed_files import load_seed_file, resolve_seed_files, zero_induction_task, zero_triplet
+from ..tasks.parsing import input_shape
+from ..tasks.task import TASK_TYPES, Task
 from . import buffer_export
-from .seeding import load_seed_file, resolve_seed_files, zero_induction_task, zero_triplet
-from .tasks.parsing import input_shape
-from .tasks.task import TASK_TYPES, Task
 
 
 STATE_FORMAT = "azr-trl/task-buffer"
