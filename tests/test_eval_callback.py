@@ -244,7 +244,7 @@ def test_callback_keeps_the_training_banned_tokens_out(monkeypatch):
 
     monkeypatch.setattr(HFGenerator, "generate", spy)
     callback = AZREvalCallback(dataset=str(CRUX), benchmarks=["cruxeval_o"], num_items=2, eval_steps=1,
-                               max_new_tokens=8, workers=1)  # fmt: skip
+                               max_new_tokens=8, executor_config=ExecutorConfig(workers=1))  # fmt: skip
     model = make_tiny_model(tokenizer)
     try:
         for args, only_x in ((SimpleNamespace(), False), (SimpleNamespace(banned_token_ids=banned), True)):

@@ -35,6 +35,13 @@ class _TripletSpec(TaskSpec):
     _given: str = ""
     _asked: str = ""
     _difficulty: str = ""
+    # The solver prompt: its title and instruction, the task field shown besides the program ("input" or "output"),
+    # and the block the answer goes in with an example of it — set by subclasses
+    _solve_title: str = ""
+    _solve_instruction: str = ""
+    _shown: str = ""
+    _answer_block: str = ""
+    _answer_example: str = ""
 
     # ----- propose -----
     def propose_prompt(self, references: Sequence[Task], fmt: str) -> Prompt:
@@ -111,6 +118,27 @@ class _TripletSpec(TaskSpec):
         )
         return task, "ok"
 
+    # ----- solve -----
+    def solve_prompt(self, task: Task, fmt: str) -> Prompt:
+        content = "\n".join(
+            [
+                f"# Task: {self._solve_title}",
+                self._solve_instruction,
+                "",
+                "# Program",
+                fence("python", task.program),
+                "",
+                f"# {self._shown.title()}",
+                fence(self._shown, getattr(task, self._shown) or ""),
+                "",
+                "# Answer Format",
+                "<answer>",
+                fence(self._answer_block, self._answer_example),
+                "</answer>",
+            ]
+        )
+        return render(content, fmt)
+
 
 class DeductionSpec(_TripletSpec):
     """Deduction: the solver sees the program and the input and predicts the output."""
@@ -119,28 +147,13 @@ class DeductionSpec(_TripletSpec):
     _given = "your input"
     _asked = "the output it produces"
     _difficulty = "predicting the output from the input takes several careful steps of tracing."
-
-    def solve_prompt(self, task: Task, fmt: str) -> Prompt:
-        content = "\n".join(
-            [
-                "# Task: Predict the Output of a Python Program for a Given Input",
-                "Read the program and the input, trace the execution step by step, and give the value that `f` "
-                "returns for this input. Write it in an ```output block as a Python literal: quote strings, and "
-                "write several returned values as a tuple.",
-                "",
-                "# Program",
-                fence("python", task.program),
-                "",
-                "# Input",
-                fence("input", task.input or ""),
-                "",
-                "# Answer Format",
-                "<answer>",
-                fence("output", "{'total': 7, 'names': ['Ada', 'Linus']}"),
-                "</answer>",
-            ]
-        )
-        return render(content, fmt)
+    _solve_title = "Predict the Output of a Python Program for a Given Input"
+    _solve_instruction = (
+        "Read the program and the input, trace the execution step by step, and give the value that `f` returns for "
+        "this input. Write it in an ```output block as a Python literal: quote strings, and write several returned "
+        "values as a tuple."
+    )
+    _shown, _answer_block, _answer_example = "input", "output", "{'total': 7, 'names': ['Ada', 'Linus']}"
 
     def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
         envelope = read_envelope(completion, require_think)
@@ -162,28 +175,13 @@ class AbductionSpec(_TripletSpec):
     _given = "the output of your input"
     _asked = "an input that produces this output"
     _difficulty = "finding an input that produces the output means reasoning backwards through the program."
-
-    def solve_prompt(self, task: Task, fmt: str) -> Prompt:
-        content = "\n".join(
-            [
-                "# Task: Find an Input that Makes a Python Program Return a Given Output",
-                "Read the program and the output, reason backwards step by step, and give an input for which `f` "
-                "returns exactly this output. Any such input is accepted. Write the arguments of the call in an "
-                "```input block as Python literals separated by commas.",
-                "",
-                "# Program",
-                fence("python", task.program),
-                "",
-                "# Output",
-                fence("output", task.output or ""),
-                "",
-                "# Answer Format",
-                "<answer>",
-                fence("input", "'some text', [1, 2, 3]"),
-                "</answer>",
-            ]
-        )
-        return render(content, fmt)
+    _solve_title = "Find an Input that Makes a Python Program Return a Given Output"
+    _solve_instruction = (
+        "Read the program and the output, reason backwards step by step, and give an input for which `f` returns "
+        "exactly this output. Any such input is accepted. Write the arguments of the call in an ```input block as "
+        "Python literals separated by commas."
+    )
+    _shown, _answer_block, _answer_example = "output", "input", "'some text', [1, 2, 3]"
 
     def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
         envelope = read_envelope(completion, require_think)
