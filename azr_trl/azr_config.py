@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from .azr_config_checks import apply_preset, check_azr_fields, check_grpo_fields, parse_json_dict
+from .azr_config_checks import apply_preset, check_azr_fields, check_grpo_fields
 from .azr_config_docs import with_parameters_doc
 from .executor.types import REFERENCE_BANNED_MODULES, ExecutorConfig
+from .jsonl import parse_json_object
 from .seeding.generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
 from .tasks.task import TASK_TYPES
 
@@ -323,8 +324,8 @@ class AZRConfig(GRPOConfig):
     def __post_init__(self):
         apply_preset(self)
         check_azr_fields(self)
-        self.intrinsic_rewards = parse_json_dict(self.intrinsic_rewards, "intrinsic_rewards")
-        self.executor_kwargs = parse_json_dict(self.executor_kwargs, "executor_kwargs")
+        self.intrinsic_rewards = parse_json_object(self.intrinsic_rewards, "intrinsic_rewards")
+        self.executor_kwargs = parse_json_object(self.executor_kwargs, "executor_kwargs")
 
         rows = self.rows_per_device
         if rows % self.per_device_train_batch_size != 0:

@@ -6,7 +6,6 @@ with a message naming the field and what to set instead.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from .executor.types import EXECUTOR_KINDS
@@ -145,16 +144,3 @@ def check_grpo_fields(config: AZRConfig) -> None:
             "REINFORCE++, so GRPO's scale_rewards has no effect. Leave it unset and use scale_advantages "
             "(divide by the group's std or not) and baseline (task_role, role or global) instead."
         )
-
-
-def parse_json_dict(value: Any, name: str) -> dict | None:
-    """Dict fields may arrive as JSON strings from the command line."""
-    if value is None or isinstance(value, dict):
-        return value
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{name} must be a JSON object, got {value!r}: {err}") from None
-    if not isinstance(parsed, dict):
-        raise ValueError(f"{name} must be a JSON object, got {value!r}.")
-    return parsed

@@ -1,4 +1,5 @@
-"""Reading JSON-lines files with line numbers, so every bad row can be reported where it is."""
+"""JSON input: JSON-lines files read with line numbers, so every bad row can be reported where it is, and settings
+given as a JSON object on the command line."""
 
 from __future__ import annotations
 
@@ -32,3 +33,17 @@ def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any] | str]
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read {path}: {err}") from None
     return list(iter_jsonl(text.splitlines()))
+
+
+def parse_json_object(value: Any, name: str) -> dict | None:
+    """A setting that may arrive as a JSON string (the command line) or already as a dict; ``None`` stays ``None``.
+    ``ValueError`` naming the setting when the text is not JSON or not an object."""
+    if value is None or isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name} is not valid JSON ({err}): give an object such as '{{}}'") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object, got {value!r}")
+    return parsed

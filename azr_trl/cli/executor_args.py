@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from azr_trl.executor.types import EXECUTOR_KINDS, ExecutorConfig
+from azr_trl.jsonl import parse_json_object
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,14 +46,7 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
 def executor_config_from_args(args: argparse.Namespace) -> ExecutorConfig:
     """The :class:`ExecutorConfig` the flags of :func:`add_executor_arguments` describe; ``ValueError`` naming the
     flag when one is unusable."""
-    backend_kwargs = {}
-    if args.executor_kwargs:
-        try:
-            backend_kwargs = json.loads(args.executor_kwargs)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"--executor-kwargs is not valid JSON ({err}): give an object such as '{{}}'") from None
-        if not isinstance(backend_kwargs, dict):
-            raise ValueError('--executor-kwargs must be a JSON object, e.g. \'{"endpoint": "http://host:8080"}\'')
+    backend_kwargs = parse_json_object(args.executor_kwargs or None, "--executor-kwargs") or {}
     if args.endpoint and args.executor == "sandbox_fusion":
         backend_kwargs["endpoint"] = args.endpoint
     return ExecutorConfig(

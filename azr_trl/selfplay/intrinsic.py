@@ -18,12 +18,12 @@ Names and what they measure:
 from __future__ import annotations
 
 import difflib
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..jsonl import parse_json_object
 from ..tasks.parsing import input_shape, parse_program, program_shape
 from ..tasks.task import Task
 
@@ -57,10 +57,7 @@ def parse_intrinsic_config(value: Any) -> dict[str, IntrinsicSpec]:
     if value is None or value == "" or value == {}:
         return {}
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"intrinsic_rewards must be a JSON object, got {value!r}: {err}") from None
+        value = parse_json_object(value, "intrinsic_rewards")
     if not isinstance(value, Mapping):
         raise ValueError(f"intrinsic_rewards must be a mapping of reward name to {{coef, max}}, got {value!r}.")
     specs: dict[str, IntrinsicSpec] = {}

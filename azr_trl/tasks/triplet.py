@@ -139,6 +139,13 @@ class _TripletSpec(TaskSpec):
         )
         return render(content, fmt)
 
+    def _read_answer(self, completion: str, require_think: bool):
+        """The completion's envelope and the text of its answer block (None when there is none)."""
+        envelope = read_envelope(completion, require_think)
+        if envelope.answer is None:
+            return envelope, None
+        return envelope, extract_answer_value(envelope.answer, self._answer_block, self.answer_extraction)
+
 
 class DeductionSpec(_TripletSpec):
     """Deduction: the solver sees the program and the input and predicts the output."""
@@ -156,10 +163,7 @@ class DeductionSpec(_TripletSpec):
     _shown, _answer_block, _answer_example = "input", "output", "{'total': 7, 'names': ['Ada', 'Linus']}"
 
     def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        envelope = read_envelope(completion, require_think)
-        answer = None
-        if envelope.answer is not None:
-            answer = extract_answer_value(envelope.answer, "output", self.answer_extraction)
+        envelope, answer = self._read_answer(completion, require_think)
         if envelope.format_ok and answer is None:
             return SolverAnswer(False, None, "missing_output")
         return SolverAnswer(envelope.format_ok, answer, envelope.error)
@@ -184,10 +188,7 @@ class AbductionSpec(_TripletSpec):
     _shown, _answer_block, _answer_example = "output", "input", "'some text', [1, 2, 3]"
 
     def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        envelope = read_envelope(completion, require_think)
-        text = None
-        if envelope.answer is not None:
-            text = extract_answer_value(envelope.answer, "input", self.answer_extraction)
+        envelope, text = self._read_answer(completion, require_think)
         if text is None:
             return SolverAnswer(False, None, envelope.error or "missing_input")
         # An answer that is not a literal argument list stays as written: it is well formatted, just wrong.
