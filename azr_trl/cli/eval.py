@@ -7,6 +7,7 @@ import logging
 import sys
 
 from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
+from azr_trl.generation.generators import SamplingSettings
 from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 
@@ -50,7 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--temperature", type=float, default=None, help="sampling temperature (default: 0 = greedy; 0.8 if K > 1)"
     )
     parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling when sampling")
-    parser.add_argument("--max-new-tokens", type=int, default=1024, help="completion length cap")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=SamplingSettings.max_new_tokens, help="completion length cap"
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (hf backend)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="generation backend (vllm: GPU only)")
     parser.add_argument("--prompt-format", choices=PROMPT_FORMAT_CHOICES, default=None,
@@ -100,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from azr_trl.evaluation.data import BenchmarkDataError
     from azr_trl.evaluation.registry import parse_benchmark_list
-    from azr_trl.generation.generators import SamplingSettings
 
     try:
         names = parse_benchmark_list(args.benchmark)

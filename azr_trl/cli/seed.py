@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
+from azr_trl.generation.generators import SamplingSettings
 from azr_trl.seeding.generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
 from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
@@ -40,7 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--num-induction", type=int, default=None, help="rows for --induction-output (default: N)")
     parser.add_argument("--batch-size", type=int, default=4, help="proposals generated per round (default 4)")
     parser.add_argument("--backend", choices=("hf", "vllm"), default="hf", help="generation backend (default hf)")
-    parser.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget per proposal")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=SamplingSettings.max_new_tokens,
+        help="generation budget per proposal",
+    )
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0: off)")
     parser.add_argument("--num-references", type=int, default=6, help="K reference tasks per prompt (default 6)")
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
     from azr_trl.default_model import resolve_model_path
     from azr_trl.executor import ExecutorError, make_executor
-    from azr_trl.generation.generators import SamplingSettings, prompt_length
+    from azr_trl.generation.generators import prompt_length
     from azr_trl.run_outputs.prompt_format import trained_defaults
     from azr_trl.seeding.generation import PromptBudget, generate_seed_tasks
     from azr_trl.tasks.prompts import resolve_prompt_format
