@@ -24,12 +24,20 @@ from tiny import make_tiny_model, make_tiny_tokenizer
 SCRIPT = Path(__file__).parent / "scripts" / "tiny_azr_run.py"
 
 
-def _train_tiny(output_dir, **overrides):
+def logging_length_reward(completions, log_metric=None, log_extra=None, **kwargs):
+    """``length_reward`` that also logs through GRPO's reward-function hooks: a metric and a completions-table column."""
+    rewards = length_reward(completions)
+    log_metric("user/rows_scored", float(len(rewards)))
+    log_extra("user_reward", rewards)
+    return rewards
+
+
+def _train_tiny(output_dir, reward_func=length_reward, **overrides):
     tokenizer = make_tiny_tokenizer()
     model = make_tiny_model(tokenizer)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = AZRTrainer(
-        model, args=tiny_config(str(output_dir), **overrides), processing_class=tokenizer, reward_funcs=[length_reward]
+        model, args=tiny_config(str(output_dir), **overrides), processing_class=tokenizer, reward_funcs=[reward_func]
     )
     trainer.train()
     trainer.close()
@@ -40,7 +48,9 @@ def _train_tiny(output_dir, **overrides):
 def tiny_run(tmp_path_factory):
     """One 2-step run shared by the tests below: checkpoints every step, completions table on."""
     output_dir = tmp_path_factory.mktemp("tiny_run")
-    trainer, before = _train_tiny(output_dir, save_strategy="steps", save_steps=1, log_completions=True)
+    trainer, before = _train_tiny(
+        output_dir, logging_length_reward, save_strategy="steps", save_steps=1, log_completions=True
+    )
     return output_dir, trainer, before
 
 
@@ -81,6 +91,12 @@ def test_completions_table_has_azr_columns(tiny_run):
     assert set(table["role"]) == {"propose", "solve"}
     assert set(table["task_type"]) == set(TASK_TYPES)
     assert len(table) == trainer.args.rows_per_device
+    # What a user reward function logs through `log_extra`/`log_metric` reaches the table and the metrics, each step.
+    assert table["user_reward"].notna().all()
+    assert table["user_reward"].tolist() == pytest.approx(table["logging_length_reward"].tolist(), abs=1e-6)
+    rows_scored = [row["user/rows_scored"] for row in trainer.state.log_history if "user/rows_scored" in row]
+    assert rows_scored == [trainer.args.rows_per_device] * 2
+    assert not trainer._pending_metrics and not trainer._pending_extra_logs
 
 
 def test_checkpoint_holds_the_buffer_and_resume_restores_it(tiny_run):

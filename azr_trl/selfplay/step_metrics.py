@@ -158,8 +158,9 @@ def log_step(
     ``timings`` this rank's seconds per phase (``execute``: its executor batches), ``programs`` the programs it ran."""
     metrics = trainer._metrics["train"]
     values = step_metrics(records, rewards.tolist(), trainer.args.task_types)
-    all_programs = sum(gather_object([programs]))
-    seconds = max(gather_object([timings["execute"]]))  # the slowest rank's executor time
+    per_rank = gather_object([(programs, timings["execute"])])
+    all_programs = sum(count for count, _ in per_rank)
+    seconds = max(spent for _, spent in per_rank)  # the slowest rank's executor time
     values["azr/executor/programs"] = all_programs
     values["azr/executor/programs_per_s"] = all_programs / seconds if seconds > 0 else 0.0
     for name, seconds_spent in timings.items():
@@ -183,3 +184,20 @@ def log_step(
     trainer._logs["advantages"].extend(advantages.tolist())
     for column in ("task_type", "role", "verdict"):
         trainer._logs["extra"][column].extend(getattr(r, column) for r in records)
+    _flush_reward_func_logs(trainer, len(rollouts.prompts))
+
+
+def _flush_reward_func_logs(trainer: AZRTrainer, local_rows: int) -> None:
+    """Log what the reward functions gave GRPO's ``log_extra``/``log_metric`` this step (GRPO flushes them in the
+    step method AZR replaces): extra completion-table columns gathered over ranks (a rank without the column adds
+    ``None`` for its rows), each metric averaged over every value of every rank. Names go in sorted order, so every
+    rank gathers the same name at the same time."""
+    for column in sorted(set(gather_object(list(trainer._pending_extra_logs)))):
+        local = trainer._pending_extra_logs.get(column, [None] * local_rows)
+        trainer._logs["extra"][column].extend(gather_object(list(local)))
+    trainer._pending_extra_logs.clear()
+    for name in sorted(set(gather_object(list(trainer._pending_metrics)))):
+        local = trainer._pending_metrics.get(name, [])
+        per_rank = gather_object([(sum(local), len(local))])
+        trainer._metrics["train"][name].append(sum(t for t, _ in per_rank) / sum(n for _, n in per_rank))
+    trainer._pending_metrics.clear()
