@@ -191,13 +191,9 @@ def test_seed_cli_with_default_model(tmp_path, executor, default_model_path, cap
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """The tiny in-code model and its ChatML tokenizer, saved where `--model` can load them."""
-    from tiny import make_tiny_model, make_tiny_tokenizer
+    from tiny import save_tiny_model
 
-    folder = tmp_path_factory.mktemp("tiny-model")
-    tokenizer = make_tiny_tokenizer()
-    make_tiny_model(tokenizer).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 def test_seed_cli_generates_through_the_shared_hf_generator(tmp_path, tiny_model_dir, monkeypatch, capsys):
@@ -289,11 +285,9 @@ def test_seed_cli_prompts_fit_the_model(tmp_path, monkeypatch, capsys):
     from azr_trl.cli.main import main
     from azr_trl.generation.generators import HFGenerator, prompt_length
 
-    from tiny import make_tiny_model, make_tiny_tokenizer
+    from tiny import make_tiny_model, save_tiny_model
 
-    folder = tmp_path / "model"
-    make_tiny_tokenizer().save_pretrained(folder)
-    make_tiny_model(make_tiny_tokenizer()).save_pretrained(folder)  # its config decides how the tokenizer loads
+    folder = save_tiny_model(tmp_path / "model")  # the model's config decides how the tokenizer loads
     tokenizer = AutoTokenizer.from_pretrained(folder)  # counts as the CLI will
     zero = {
         task_type: prompt_length(tokenizer, get_task_spec(task_type).propose_prompt([zero_triplet()], "chat"))

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class VLLMServerStandIn:
     def __init__(self, max_model_len: int = 64, port: int | None = None):
         self.max_model_len = max_model_len
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.fail_next: list[int] = []
         self.events: list[str] = []  # "POST /v1/completions 200", ... in arrival order (shared with the test)
         self._server: ThreadingHTTPServer | None = None
@@ -108,7 +108,7 @@ class VLLMServerStandIn:
             self._server = None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

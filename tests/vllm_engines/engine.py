@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ import requests
 import torch
 
 from azr_trl import AZRConfig
+
+from vllm_stand_in import free_port
 
 
 MAX_MODEL_LEN = 1024
@@ -190,12 +191,6 @@ def check_sampling_settings(step_calls: list[EngineCall], mc_call: EngineCall, m
     for call, used, other in [(step_calls[0], TEMPERATURE, MC_TEMPERATURE), (mc_call, MC_TEMPERATURE, TEMPERATURE)]:
         at_used, at_other = logprob_gap(model, call, used), logprob_gap(model, call, other)
         assert at_used < 0.15 and at_used < at_other / 2, (used, at_used, other, at_other)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class VLLMServe:

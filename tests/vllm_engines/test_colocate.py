@@ -21,6 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from azr_trl import AZRTrainer
 
 from engine import (
+    MAX_COMPLETION,
     MAX_MODEL_LEN,
     azr_config,
     check_sampling_settings,
@@ -141,3 +142,5 @@ def test_colocate_step_completes_with_a_reference_longer_than_the_engine_allows(
     assert trainer.state.global_step == 1
     too_long = {k: v for row in trainer.state.log_history for k, v in row.items() if "too_long" in k}
     assert too_long and sum(too_long.values()) > 0, too_long
+    # The budget is the colocated engine's max_model_len minus the completion room.
+    assert trainer._prompt_token_budget() == MAX_MODEL_LEN - MAX_COMPLETION

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -21,6 +20,7 @@ from azr_trl import AZRTrainer
 from azr_trl.generation.vllm_server import VLLMServerUnavailableError
 
 from engine import (
+    MAX_COMPLETION,
     MAX_MODEL_LEN,
     MC_ROLLOUTS,
     VLLMServe,
@@ -119,7 +119,8 @@ def test_server_step_completes_with_a_reference_longer_than_the_engine_allows(
     assert trainer.state.global_step == 1
     too_long = {k: v for row in trainer.state.log_history for k, v in row.items() if "too_long" in k}
     assert too_long and sum(too_long.values()) > 0, too_long
-    assert MAX_MODEL_LEN == 1024  # the limit the server was started with
+    # The budget came from the live server's /server_info (its --max_model_len), minus the completion room.
+    assert trainer._prompt_token_budget() == MAX_MODEL_LEN - MAX_COMPLETION
 
 
 def test_run_waits_for_a_restarted_server_and_pushes_the_weights_again(
@@ -184,4 +185,3 @@ def test_run_stops_with_a_checkpoint_when_the_server_is_gone_for_good(tmp_path, 
     finally:
         resumed.close()
     assert resumed.state.global_step == 2
-    assert os.path.isdir(output_dir / "checkpoint-1")
