@@ -40,8 +40,6 @@ class AZRConfig(GRPOConfig):
     same `output_dir` continues from those files and a resumed checkpoint never seeds again.
     """
 
-    _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS + ["intrinsic_rewards", "executor_kwargs"]
-
     # Paper: constant learning rate, no warm-up.
     lr_scheduler_type: str = field(
         default="constant",

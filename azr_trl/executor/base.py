@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,14 +35,11 @@ class Executor(abc.ABC):
     ``unrepresentable``), whatever the sandbox reported.
     """
 
-    kind: str = "abstract"
     _CACHE_SIZE = 4096
 
     def __init__(self, config: ExecutorConfig | None = None):
         self.config = config or ExecutorConfig()
         self.programs_run = 0  # totals over the executor's life, for throughput metrics
-        self.seconds = 0.0
-        self.last_batch_seconds = 0.0
         self._lock = threading.Lock()
         self._program_cache: OrderedDict[tuple[str, bool], ProgramCheck] = OrderedDict()
 
@@ -55,7 +51,6 @@ class Executor(abc.ABC):
         the programs actually run.
         """
         distinct, slots = _distinct(jobs)
-        start = time.perf_counter()
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -67,8 +62,6 @@ class Executor(abc.ABC):
         finally:
             if bar is not None:
                 bar.close()
-        self.last_batch_seconds = time.perf_counter() - start
-        self.seconds += self.last_batch_seconds
         self.programs_run += len(distinct)
         return [results[slot] for slot in slots]
 

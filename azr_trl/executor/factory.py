@@ -28,6 +28,6 @@ def make_executor(config: ExecutorConfig | None = None, **kwargs) -> Executor:
     options = {**config.backend_kwargs, **kwargs}
     if config.backend == "local":
         return LocalExecutor(config, **options)
-    if config.backend in ("sandbox_fusion", "sandboxfusion"):
+    if config.backend == "sandbox_fusion":
         return SandboxFusionExecutor(config, **options)
     raise ValueError(f"unknown executor {config.backend!r}; choose one of {', '.join(EXECUTOR_KINDS)}")

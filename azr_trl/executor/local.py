@@ -66,8 +66,6 @@ class LocalExecutor(Executor):
         preload: modules the template imports once for all programs (default ``DEFAULT_PRELOAD``).
     """
 
-    kind = "local"
-
     def __init__(
         self,
         config: ExecutorConfig | None = None,

@@ -184,8 +184,6 @@ class SandboxFusionExecutor(Executor):
         client_timeout: HTTP timeout per request (default ``timeout + 30`` s).
     """
 
-    kind = "sandbox_fusion"
-
     def __init__(
         self,
         config: ExecutorConfig | None = None,
