@@ -316,7 +316,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         # Through the executor thread: the solver's verification may still be running there, and the executor takes
         # one batch at a time.
         types = [t.task_type for t in repeated]
-        correct = self._submit(self._verify, types, repeated, answers).result() if tasks else []
+        correct = self._wait(self._submit(self._verify, types, repeated, answers)) if tasks else []
         for j, i in enumerate(local):
             rates[i] = sum(correct[j * n : (j + 1) * n]) / n
         return rates

@@ -343,7 +343,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         # Ranks must agree on the buffer: they all add the same gathered tasks in the same order.
-        line = f"[rank {training_args.process_index}] azr buffer sha256={trainer.buffer.fingerprint(whole_state=True)}"
+        line = f"[rank {training_args.process_index}] azr buffer sha256={trainer.buffer.state_fingerprint()}"
         print(line + _zero3_shard_note(trainer.model), flush=True)
 
         ##################################

@@ -261,7 +261,8 @@ def estimate_memory(
         activations = tokens * (shape.num_layers * h * 2 + layer)
     else:
         activations = tokens * shape.num_layers * layer
-    plan.components[f"activations (micro-batch {args.per_device_train_batch_size} x {seq} tokens)"] = activations
+    activations_key = f"activations (micro-batch {args.per_device_train_batch_size} x {seq} tokens)"
+    plan.components[activations_key] = activations
     plan.notes.append(f"sequence length {seq}: {seq_source}")
 
     # Generation on the training GPU
@@ -292,7 +293,7 @@ def estimate_memory(
         generation = kv_cache + gathered
         # Generation and the training pass do not overlap: the larger of the two counts.
         if generation > activations:
-            del plan.components[f"activations (micro-batch {args.per_device_train_batch_size} x {seq} tokens)"]
+            del plan.components[activations_key]
             what = f"HF generate: KV cache of {largest} sequences x {seq} tokens"
             if gathered:
                 what += " + the model gathered from ZeRO-3"

@@ -211,10 +211,10 @@ def test_fingerprint_tracks_identical_buffers():
     second.add_seeds()
     assert first.fingerprint() == second.fingerprint()
     # The whole state also covers the sampler: same tasks, different seeds differ; same seed and draws agree.
-    assert first.fingerprint(whole_state=True) != second.fingerprint(whole_state=True)
+    assert first.state_fingerprint() != second.state_fingerprint()
     third = TaskBuffer(seed=1)
     third.add_seeds()
-    assert first.fingerprint(whole_state=True) == third.fingerprint(whole_state=True)
+    assert first.state_fingerprint() == third.state_fingerprint()
     second.add([replace(zero_triplet("deduction"), input="'other'", output="'other'")], step=1)
     assert first.fingerprint() != second.fingerprint()
 

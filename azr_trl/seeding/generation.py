@@ -1,6 +1,6 @@
 """Seed generation: a model proposes seed tasks, the executor validates them, the valid, distinct ones are kept.
 
-``azr-trl seed`` (through a generator of ``evaluation.generation``) and the trainer's seeding phase (through the
+``azr-trl seed`` (through a generator of :mod:`azr_trl.generation.generators`) and the trainer's seeding phase (through the
 trainer's own engine, :mod:`azr_trl.seeding.phase`) share this round loop and its stop rule: rounds of proposals,
 each accepted task appended to its JSONL file at once (so an interrupted run resumes from the file), at most
 ``max_rounds`` rounds per file and a stop after ``patience`` rounds in a row without a new task.

@@ -1,4 +1,5 @@
-"""Seed tasks: the zero tasks and seed files (JSONL); the loop that has a model write seeds is in ``seed_generation``.
+"""Seed tasks: the zero tasks and seed files (JSONL); the loop that has a model write seeds is in
+:mod:`azr_trl.seeding.generation`.
 
 Seed-file rows use the schema of ``azr-trl validate``: ``program`` + ``input`` for a deduction/abduction triplet (it
 goes to both buffers unless the row names one ``task_type``), or ``program`` + ``inputs`` (+ ``message``) for an

@@ -323,21 +323,19 @@ class TaskBuffer:
             out[f"{prefix}/mean_program_lines"] = sum(lines) / len(lines) if lines else 0.0
         return out
 
-    def fingerprint(self, whole_state: bool = False) -> str:
-        """A short digest of every task key, in order: equal on ranks that hold identical buffers.
-
-        ``whole_state=True`` digests the whole ``state_dict`` instead (the sampler's RNG state, the steps and the
-        too-long marks too): what the end of a run compares across ranks.
-        """
+    def fingerprint(self) -> str:
+        """A short digest of every task key, in order: equal on ranks that hold identical buffers."""
         digest = hashlib.sha256()
-        if whole_state:
-            digest.update(json.dumps(self.state_dict(), sort_keys=True, default=str).encode())
-            return digest.hexdigest()[:16]
         for task_type in self.task_types:
             digest.update(task_type.encode() + b"\1")
             for key in self._keys[task_type]:
                 digest.update(key.encode() + b"\0")
         return digest.hexdigest()[:16]
+
+    def state_fingerprint(self) -> str:
+        """A short digest of the whole ``state_dict`` (tasks, steps, the sampler's RNG state, too-long marks): what
+        the end of a run compares across ranks."""
+        return hashlib.sha256(json.dumps(self.state_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------------------------------------------------------
     # State
