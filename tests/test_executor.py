@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from azr_trl.executor import ExecJob, ExecutorConfig, ExecutorError, Verdict, make_executor
+from azr_trl.executor.local import default_in_flight
 from azr_trl.tasks.induction import verify_induction
 
 
@@ -264,6 +265,38 @@ def test_sandbox_identity(executor):
     assert result.output == f"({uid}, True, None)"
     if os.geteuid() == 0:
         assert executor.network_isolated
+
+
+def test_programs_are_first_in_line_for_the_oom_killer(executor):
+    """Children inherit the template's oom_score_adj: out of memory, the kernel kills a program before the trainer."""
+    assert Path(f"/proc/{executor.template_pid}/oom_score_adj").read_text().strip() == "1000"
+    assert Path("/proc/self/oom_score_adj").read_text().strip() != "1000"
+
+
+def test_default_in_flight_is_bounded_by_cores_and_memory():
+    gib = 1024 * 1024  # in KiB
+    assert default_in_flight(2, 1024, available_kib=64 * gib) == 32  # 16 per worker
+    assert default_in_flight(64, 1024, available_kib=1024 * gib) == 128  # never more than 128
+    assert default_in_flight(2, 1024, available_kib=12 * gib) == 12  # what memory holds at 1 GiB each
+    assert default_in_flight(2, 2048, available_kib=gib // 2) == 1
+    assert default_in_flight(2, None, available_kib=gib) == 32  # no memory limit: cores only
+
+
+def test_a_low_descriptor_limit_caps_the_programs_in_flight():
+    """Asked for more programs in flight than the template's descriptors allow (two per child), it runs fewer at once
+    instead of failing to open their pipes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "from azr_trl.executor import ExecJob, make_executor\n"
+        "with make_executor(max_in_flight=400) as ex:\n"
+        "    results = ex.run([ExecJob('def f(x):\\n    return x * 2', str(k)) for k in range(300)])\n"
+        "    print(sum(r.output == str(2 * k) for k, r in enumerate(results)), ex.restarts)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (0, "300 0\n"), done.stderr[-2000:]
 
 
 def test_set_order_is_the_same_across_processes(executor):

@@ -8,7 +8,7 @@ settings): hash randomisation is fixed when an interpreter starts, so the seed m
 exists (``-I`` would imply ``-E`` and ignore it; the scrubbed environment gives the same isolation).
 
 The template imports a few common modules, then reads job batches from its input pipe and ``os.fork()``s one child per
-program, keeping up to ``max_in_flight`` children alive. A child locks itself down (own session, closed descriptors,
+program, keeping up to ``max_in_flight`` children alive (forked in groups when several slots are free, see ``spawn``). A child locks itself down (own session, closed descriptors,
 rlimits, audit hook, unprivileged uid, read-only empty working directory), runs ``f`` on fresh copies of the arguments
 ``runs`` times and writes one result to a pipe. The template enforces the wall-clock deadline with SIGKILL of the
 child's whole process group and reports ``("s", id, pid)`` (started) and ``("r", id, status, output, error, seconds)``
@@ -88,7 +88,31 @@ def _describe(err):
     return (f"{name}: {text}" if text else name)[:300]
 
 
-def run_child(job, code, wfd, tpl):
+def run_child(
+    job,
+    code,
+    wfd,
+    tpl,
+    _write=os.write,
+    _exit=os._exit,
+    _len=len,
+    _repr=repr,
+    _type=type,
+    _str=str,
+    _audit=sys.audit,
+    _setrecursionlimit=sys.setrecursionlimit,
+    _setsid=os.setsid,
+    _dup2=os.dup2,
+    _closerange=os.closerange,
+    _loads=marshal.loads,
+    _setrlimit=resource.setrlimit,
+    _addaudithook=sys.addaudithook,
+    _setgroups=os.setgroups,
+    _setgid=os.setgid,
+    _setuid=os.setuid,
+    _getuid=os.getuid,
+    _geteuid=os.geteuid,
+):
     """Everything a forked child does; never returns (``os._exit``).
 
     One straight line ending in a single write: every object the child touches is a page the kernel must copy (a
@@ -96,43 +120,44 @@ def run_child(job, code, wfd, tpl):
     /dev/null, banned modules out of ``sys.modules``) and this function creates no closures or comprehensions.
     Everything used after the program ran is bound to locals first: the program can patch modules, not this frame.
     """
-    _write, _exit, _len, _repr, _type, _str = os.write, os._exit, len, repr, type, str
-    _audit, _setrecursionlimit = sys.audit, sys.setrecursionlimit
     cfg = tpl.cfg
     _, _, args_blob, entry, check_banned, runs, imports = job
     result = None
     try:
-        os.setsid()
+        _setsid()
         if wfd != 3:
-            os.dup2(wfd, 3)
-        os.closerange(4, 1 << 16)
+            _dup2(wfd, 3)
+        _closerange(4, 1 << 16)
         copies = []
         while _len(copies) < runs:
-            copies.append(marshal.loads(args_blob))  # fresh argument objects for every call (parent's data)
+            copies.append(_loads(args_blob))  # fresh argument objects for every call (parent's data)
         for which, pair in tpl.limits:
-            resource.setrlimit(which, pair)
-        sys.addaudithook(tpl.hooks[check_banned])
+            _setrlimit(which, pair)
+        _addaudithook(tpl.hooks[check_banned])
         tpl.hooks = None  # this child's copy: the interpreter's hook list is now the only reference
         sys.stdout = sys.stderr = tpl.writer
         sys.stdin = None
         # Statically imported modules load now, as the template's user: the sandbox user may not be able to read the
         # standard library. The audit hook already refuses anything dangerous such an import might do.
         modules = sys.modules
-        if imports or not check_banned:
-            # Back in for the set-up imports (the standard library itself imports os.path) and for unchecked programs;
-            # a checked program loses them again below.
-            modules.update(tpl.banned_loaded)
+        pending = []
         for name in imports:
             if name in modules:
                 continue
             head, _, tail = name.rpartition(".")
             if head in modules and hasattr(modules[head], tail):
                 continue  # `from a import b` of an attribute: a failed submodule search costs ~100 page faults
+            pending.append(name)
+        if pending or not check_banned:
+            # Back in for the set-up imports (the standard library itself imports os.path) and for unchecked programs;
+            # a checked program loses them again below.
+            modules.update(tpl.banned_loaded)
+        for name in pending:
             try:  # noqa: SIM105 (contextlib is not loaded in the template, and every module costs each fork)
                 __import__(name)
             except BaseException:
                 pass
-        if check_banned and imports:
+        if check_banned and pending:
             # Banned modules must be imported again by the program, so that the hook sees it.
             for name in tpl.banned_loaded:
                 modules.pop(name, None)
@@ -140,11 +165,11 @@ def run_child(job, code, wfd, tpl):
                 for name in list(modules):
                     if banned_match(name, tpl.banned):
                         del modules[name]
-        if cfg["drop_privileges"] and os.geteuid() == 0:
-            os.setgroups([])
-            os.setgid(cfg["gid"])
-            os.setuid(cfg["uid"])
-            if os.getuid() == 0 or os.geteuid() == 0:
+        if tpl.drop_privileges:
+            _setgroups(())
+            _setgid(cfg["gid"])
+            _setuid(cfg["uid"])
+            if _getuid() == 0 or _geteuid() == 0:
                 raise OSError("still root after setuid")
         sys.pycache_prefix = "/nonexistent"  # later imports compile from source instead of un-marshalling byte code
     except BaseException as err:
@@ -153,9 +178,9 @@ def run_child(job, code, wfd, tpl):
     if result is None:
         # Not "__main__": like the reference's exec, a program's `if __name__ == "__main__":` block does not run.
         keep, outputs, namespace = [], [], {"__name__": "__program__", "__builtins__": __builtins__}
-        restore_limit = max(cfg["recursion_limit"], 1000)
         _audit(ARM_EVENT)
-        _setrecursionlimit(cfg["recursion_limit"])
+        if tpl.recursion_limit:
+            _setrecursionlimit(tpl.recursion_limit)
         try:
             exec(code, namespace)
             fn = namespace.get(entry)
@@ -179,7 +204,7 @@ def run_child(job, code, wfd, tpl):
             result = ("output_too_large", "", "printed output exceeds the cap")
         except BaseException as err:
             result = ("runtime_error", "", _describe(err))
-        _setrecursionlimit(restore_limit)
+        _setrecursionlimit(tpl.restore_limit)  # whatever the program set: the verdict below must be able to run
         findings = []
         _audit(REPORT_EVENT, findings)
         banned_hit, violation = findings if _len(findings) == 2 else ("?", "?")
@@ -242,6 +267,12 @@ class Template:
             # program can see, and nothing is deallocated (freeing the other hook's closure would touch many pages).
             hook.keepalive = self.hooks
         self.writer = _CappedWriter(cfg["max_stdout_chars"])
+        # Decided once here rather than in every child: whether children must leave root, and the recursion limit to
+        # set before a program (0: the template's own, already in place) and after it (enough for the verdict).
+        self.drop_privileges = bool(cfg["drop_privileges"]) and os.geteuid() == 0
+        limit = cfg["recursion_limit"]
+        self.recursion_limit = 0 if limit == sys.getrecursionlimit() else limit
+        self.restore_limit = max(limit, 1000)
         self.limits = []
         for name, value in (
             ("RLIMIT_AS", cfg["memory_bytes"]),
@@ -277,11 +308,15 @@ class Template:
     def serve(self):
         """Until stdin closes: start queued jobs, wait for exits (pidfds) or input, enforce deadlines, report."""
         open_input = True
-        cap, children, poll, now = self.cfg["max_in_flight"], self.children, self.epoll.poll, time.monotonic
+        # Each child holds two descriptors here (its pidfd and result pipe) and a third while its group starts.
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        cap = self.cfg["max_in_flight"] if soft < 0 else max(1, min(self.cfg["max_in_flight"], (soft - 32) // 3))
+        children, poll, now = self.children, self.epoll.poll, time.monotonic
         while open_input or self.queue_pos < len(self.queue) or children:
-            while self.queue_pos < len(self.queue) and len(children) < cap:
-                self.spawn(self.queue[self.queue_pos])
-                self.queue_pos += 1
+            count = min(cap - len(children), len(self.queue) - self.queue_pos)
+            if count > 0:
+                self.spawn(self.queue[self.queue_pos : self.queue_pos + count])
+                self.queue_pos += count
             if self.queue_pos and self.queue_pos == len(self.queue):
                 self.queue, self.queue_pos = [], 0
             timeout = -1
@@ -327,29 +362,41 @@ class Template:
             self.queue.extend(jobs)
         return True
 
-    def spawn(self, job):
-        entry = self.programs[job[1]]
-        code = entry[0]
-        entry[1] -= 1
-        if not entry[1]:
-            del self.programs[job[1]]
-        read_fd, write_fd = os.pipe()
-        if self.pipe_size:
-            self.set_pipe_size(write_fd)
+    def spawn(self, jobs):
+        """Fork one child per job, back to back. Each fork makes every page of this process shared again, and the
+        first write to a shared page afterwards copies it: so nothing happens between two forks but the fork itself
+        and storing its pid, and the bookkeeping of the whole group (pipes before, pidfds and records after) pays
+        for its copies once. With many programs in flight, several have exited by the time the template wakes, so
+        groups form by themselves."""
+        prepared = []
+        for job in jobs:
+            entry = self.programs[job[1]]
+            entry[1] -= 1
+            if not entry[1]:
+                del self.programs[job[1]]  # the last job of this program: the code object goes with it
+            read_fd, write_fd = os.pipe()
+            if self.pipe_size:
+                self.set_pipe_size(write_fd)
+            prepared.append((job, entry[0], read_fd, write_fd))
         gc.freeze()  # O(1): the template's newer objects join the permanent generation, so no child's GC walks them
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(read_fd)
-                run_child(job, code, write_fd, self)
-            finally:
-                os._exit(70)
-        os.close(write_fd)
-        pidfd = os.pidfd_open(pid)  # readable once the child has exited: no SIGCHLD handling needed
-        self.epoll.register(pidfd, select.EPOLLIN)
-        start = time.monotonic()
-        self.children[pidfd] = [job[0], pid, read_fd, start + self.cfg["timeout"], None, start]
-        self.events.append(("s", job[0], pid))
+        pids = []
+        fork, append = os.fork, pids.append
+        for item in prepared:  # not unpacked: every object touched here is a page copied again after each fork
+            pid = fork()
+            if pid == 0:
+                try:  # the child closes every other descriptor, this group's pipe ends included, before the program
+                    run_child(item[0], item[1], item[3], self)
+                finally:
+                    os._exit(70)
+            append(pid)
+        start = time.monotonic()  # every child of the group gets at least its full time
+        deadline = start + self.cfg["timeout"]
+        for (job, _, read_fd, write_fd), pid in zip(prepared, pids, strict=True):
+            os.close(write_fd)
+            pidfd = os.pidfd_open(pid)  # readable once the child has exited: no SIGCHLD handling needed
+            self.epoll.register(pidfd, select.EPOLLIN)
+            self.children[pidfd] = [job[0], pid, read_fd, deadline, None, start]
+            self.events.append(("s", job[0], pid))
 
     def kill(self, pid):
         try:  # noqa: SIM105
@@ -450,6 +497,14 @@ def _remove_tree(path):
 def main():
     cfg = globals().pop("CONFIG")
     os.environ.clear()  # children inherit an empty environment (the parent passed only the hash seed and locale)
+    try:  # children inherit it: if memory runs out, the kernel kills a program (the largest) before the trainer
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, b"1000")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
     for name in cfg["preload"]:
         try:  # noqa: SIM105
             __import__(name)

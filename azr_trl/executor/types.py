@@ -135,7 +135,10 @@ class ExecutorConfig:
     )
     max_in_flight: int | None = field(
         default=None,
-        metadata={"help": "Programs running at once in the local backend; None: 4 x workers (forks overlap work)."},
+        metadata={
+            "help": "Programs running at once in the local backend; None: 16 x workers, at most 128, and no more than "
+            "the available memory holds at memory_mb each."
+        },
     )
     max_program_chars: int = field(default=50_000, metadata={"help": "Longer programs are refused unrun."})
     max_input_chars: int = field(default=20_000, metadata={"help": "Longer argument lists are `invalid_input`."})
