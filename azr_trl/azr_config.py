@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from .azr_config_checks import apply_preset, check_azr_fields, check_grpo_fields
-from .azr_config_docs import with_parameters_doc
+from .azr_config_docs import first_in_section, with_parameters_doc
 from .executor.types import REFERENCE_BANNED_MODULES, ExecutorConfig
 from .jsonl import parse_json_object
 from .seeding.generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
@@ -41,7 +41,8 @@ class AZRConfig(GRPOConfig):
     """
 
     # Paper: constant learning rate, no warm-up.
-    lr_scheduler_type: str = field(
+    lr_scheduler_type: str = first_in_section(
+        "Parameters of `GRPOConfig` whose AZR default differs",
         default="constant",
         metadata={"help": "Learning-rate schedule. AZR trains with a constant learning rate (paper)."},
     )
@@ -52,8 +53,8 @@ class AZRConfig(GRPOConfig):
         metadata={"help": "Entropy bonus coefficient (paper and the reference's paper branch: 0.001; its master: 0)."},
     )
 
-    # ----- paper or reference code -----
-    preset: str = field(
+    preset: str = first_in_section(
+        "Parameters that choose between the paper and the reference code",
         default="paper",
         metadata={
             "help": "`paper` or `reference` (the reference code's behaviour): the values of trivial_task_reward, "
@@ -62,8 +63,8 @@ class AZRConfig(GRPOConfig):
         },
     )
 
-    # ----- self-play layout -----
-    task_types: list[str] = field(
+    task_types: list[str] = first_in_section(
+        "Parameters that control the self-play layout",
         default_factory=lambda: list(TASK_TYPES),
         metadata={"help": "Task types to play: any of deduction, abduction, induction."},
     )
@@ -115,8 +116,8 @@ class AZRConfig(GRPOConfig):
         },
     )
 
-    # ----- generation -----
-    generation_chunk_size: int = field(
+    generation_chunk_size: int = first_in_section(
+        "Parameters that control generation",
         default=32,
         metadata={
             "help": "Sequences per transformers `generate` call (HF generation only: vLLM batches by itself). It "
@@ -133,8 +134,8 @@ class AZRConfig(GRPOConfig):
         },
     )
 
-    # ----- prompts and parsing -----
-    prompt_format: str = field(
+    prompt_format: str = first_in_section(
+        "Parameters that control prompts and parsing",
         default="auto",
         metadata={
             "help": "`chat`: the task as a user message through the tokenizer's chat template (instruct models); "
@@ -161,8 +162,11 @@ class AZRConfig(GRPOConfig):
         },
     )
 
-    # ----- rewards -----
-    solver_correct_reward: float = field(default=1.0, metadata={"help": "Solver reward for a correct answer."})
+    solver_correct_reward: float = first_in_section(
+        "Parameters that control the rewards",
+        default=1.0,
+        metadata={"help": "Solver reward for a correct answer."},
+    )
     solver_wrong_reward: float = field(
         default=-0.5, metadata={"help": "Solver reward for a well formatted but wrong answer."}
     )
@@ -195,8 +199,8 @@ class AZRConfig(GRPOConfig):
         },
     )
 
-    # ----- Task-Relative REINFORCE++ -----
-    baseline: str = field(
+    baseline: str = first_in_section(
+        "Parameters that control the Task-Relative REINFORCE++ advantages",
         default="task_role",
         metadata={
             "help": "Advantage baseline groups: `task_role` (TRR++, one per task type and role), `role`, or `global`."
@@ -213,9 +217,9 @@ class AZRConfig(GRPOConfig):
         default=True, metadata={"help": "Divide advantages by the group's standard deviation."}
     )
 
-    # ----- executor -----
     # The defaults come from ExecutorConfig, the one home of the executor's settings (`executor_config()` builds one).
-    executor: str = field(
+    executor: str = first_in_section(
+        "Parameters that control the executor",
         default=ExecutorConfig.backend,
         metadata={"help": "Where programs run: `local` (forked sandbox pool) or `sandbox_fusion` (a remote server)."},
     )
@@ -237,8 +241,8 @@ class AZRConfig(GRPOConfig):
         metadata={"help": "Modules a proposed program may not use (dotted names match submodules and attributes)."},
     )
 
-    # ----- task buffer -----
-    seed_files: list[str] = field(
+    seed_files: list[str] = first_in_section(
+        "Parameters that control the task buffer and its seeding",
         default_factory=list,
         metadata={
             "help": "JSONL seed files (the schema of `azr-trl validate`); every row is re-validated on load. Empty: "
@@ -286,8 +290,8 @@ class AZRConfig(GRPOConfig):
         metadata={"help": "Reference tasks for propose prompts: `uniform` or weighted by `recency`."},
     )
 
-    # ----- evaluation during training -----
-    eval_benchmarks: list[str] = field(
+    eval_benchmarks: list[str] = first_in_section(
+        "Parameters that control evaluation during training",
         default_factory=list,
         metadata={
             "help": "Code-reasoning benchmarks evaluated every `eval_steps` steps during training (e.g. cruxeval_o "
@@ -303,8 +307,8 @@ class AZRConfig(GRPOConfig):
         default=None, metadata={"help": "Generation budget per evaluation answer; None: max_completion_length."}
     )
 
-    # ----- vLLM server (vllm_mode="server") -----
-    vllm_server_retry_seconds: float = field(
+    vllm_server_retry_seconds: float = first_in_section(
+        'Parameters that control the vLLM server (only used when `vllm_mode` is `"server"`)',
         default=900.0,
         metadata={
             "help": "How long the trainer waits for a vLLM server that stops answering (connection errors, HTTP 5xx) "

@@ -2,92 +2,21 @@
 
 Each field's help text is written once, in its ``metadata``: `HfArgumentParser` shows it for ``--help`` and
 :func:`parameters_doc` renders it under the section the field belongs to, so ``help(AZRConfig)`` reads like
-``help(GRPOConfig)``. `tests/test_config.py` checks that the sections list every field `AZRConfig` declares, in the
-order and grouping of the source.
+``help(GRPOConfig)``. Each section's title is written once too, on the field that opens it
+(:func:`first_in_section`); the fields declared after it belong to it until the next one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import textwrap
 
 from .executor.types import REFERENCE_BANNED_MODULES
 
 
-# Section titles (TRL's "> Parameters that control ...") and the fields under each, in declaration order.
-PARAMETER_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Parameters of `GRPOConfig` whose AZR default differs", ("lr_scheduler_type", "entropy_coef")),
-    ("Parameters that choose between the paper and the reference code", ("preset",)),
-    (
-        "Parameters that control the self-play layout",
-        (
-            "task_types",
-            "propose_per_type",
-            "solve_per_type",
-            "mc_rollouts",
-            "mc_temperature",
-            "num_references",
-            "induction_num_inputs",
-            "induction_inputs",
-            "reject_duplicate_inputs",
-            "reject_message_leaks",
-        ),
-    ),
-    ("Parameters that control generation", ("generation_chunk_size", "banned_token_ids")),
-    (
-        "Parameters that control prompts and parsing",
-        ("prompt_format", "require_think", "answer_extraction", "reject_multiple_functions"),
-    ),
-    (
-        "Parameters that control the rewards",
-        (
-            "solver_correct_reward",
-            "solver_wrong_reward",
-            "format_error_reward",
-            "invalid_proposal_reward",
-            "trivial_task_reward",
-            "intrinsic_rewards",
-            "intrinsic_combine",
-        ),
-    ),
-    (
-        "Parameters that control the Task-Relative REINFORCE++ advantages",
-        ("baseline", "advantage_weighting", "scale_advantages"),
-    ),
-    (
-        "Parameters that control the executor",
-        (
-            "executor",
-            "executor_timeout",
-            "executor_workers",
-            "executor_memory_mb",
-            "executor_kwargs",
-            "banned_modules",
-        ),
-    ),
-    (
-        "Parameters that control the task buffer and its seeding",
-        (
-            "seed_files",
-            "seed_num_tasks",
-            "seed_num_induction",
-            "seed_min_tasks",
-            "seed_max_rounds",
-            "seed_patience",
-            "buffer_max_size",
-            "solver_sampling",
-            "reference_sampling",
-        ),
-    ),
-    (
-        "Parameters that control evaluation during training",
-        ("eval_benchmarks", "eval_benchmark_file", "eval_num_items", "eval_max_new_tokens"),
-    ),
-    (
-        'Parameters that control the vLLM server (only used when `vllm_mode` is `"server"`)',
-        ("vllm_server_retry_seconds", "vllm_server_retry_max_interval"),
-    ),
-)
+# The title of each section, by the field that opens it (see `first_in_section`).
+_SECTION_TITLES: dict[dataclasses.Field, str] = {}
 
 # Defaults too long to print, by the name of the constant they equal.
 _NAMED_DEFAULTS = {"REFERENCE_BANNED_MODULES": list(REFERENCE_BANNED_MODULES)}
@@ -95,6 +24,47 @@ _NAMED_DEFAULTS = {"REFERENCE_BANNED_MODULES": list(REFERENCE_BANNED_MODULES)}
 _WIDTH = 119
 _NAME_INDENT = " " * 8
 _HELP_INDENT = " " * 12
+
+
+def first_in_section(title: str, **field_kwargs) -> dataclasses.Field:
+    """``dataclasses.field(**field_kwargs)`` that opens the section ``title`` of the ``Parameters:`` block: this field
+    and the ones declared after it, up to the next section, are documented under ``title``.
+
+    The title is kept here, not in the field's ``metadata``: `HfArgumentParser` hands every metadata key but
+    ``aliases`` to ``argparse.add_argument``, which rejects a key it does not know.
+    """
+    opening = dataclasses.field(**field_kwargs)
+    _SECTION_TITLES[opening] = title
+    return opening
+
+
+def parameter_sections(config_class: type) -> list[tuple[str, list[dataclasses.Field]]]:
+    """The fields ``config_class`` declares itself, in declaration order, grouped under the titles of their sections.
+
+    Declaration order is the order of the class's own annotations: `dataclasses.fields` keeps a field the class
+    declares again (``lr_scheduler_type``) where its base class declared it.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    sections: list[tuple[str, list[dataclasses.Field]]] = []
+    for name in inspect.get_annotations(config_class):
+        if name not in fields:  # a ClassVar or InitVar: not a parameter
+            continue
+        declared = fields[name]
+        if declared in _SECTION_TITLES:
+            title = _SECTION_TITLES[declared]
+            if any(title == seen for seen, _ in sections):
+                raise TypeError(
+                    f"{config_class.__name__}: two fields open the section {title!r}; open it once, on the first of its "
+                    "fields, and declare its fields together."
+                )
+            sections.append((title, []))
+        elif not sections:
+            raise TypeError(
+                f"{config_class.__name__}.{name} is declared before any section of the docstring's Parameters: block: "
+                "declare it with first_in_section(title, ...) or move it below a field that opens a section."
+            )
+        sections[-1][1].append(declared)
+    return sections
 
 
 def _default_text(field: dataclasses.Field) -> str:
@@ -125,11 +95,10 @@ def _parameter(field: dataclasses.Field) -> str:
 
 def parameters_doc(config_class: type) -> str:
     """The ``Parameters:`` block for ``config_class``'s docstring (indented as a class docstring's body)."""
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
     lines = ["    Parameters:"]
-    for title, names in PARAMETER_SECTIONS:
+    for title, fields in parameter_sections(config_class):
         lines.append(f"{_NAME_INDENT}> {title}\n")
-        lines.extend(_parameter(fields[name]) for name in names)
+        lines.extend(_parameter(f) for f in fields)
         lines.append("")
     return "\n".join(lines)
 

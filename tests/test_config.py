@@ -56,28 +56,25 @@ def test_dict_fields_accept_json_strings():
     assert config.intrinsic_rewards == {"complexity": {"coef": 0.1, "max": 0.5}}
 
 
-def _source_sections() -> list[list[str]]:
-    """The fields AZRConfig declares, grouped by the ``# ----- section -----`` comments of azr_config.py, in order."""
+def _source_sections() -> list[tuple[str, list[str]]]:
+    """The fields AZRConfig declares, grouped by the ``first_in_section(title, ...)`` calls of azr_config.py's source
+    (each opens a section), with the titles, in order."""
     import ast
     import inspect
-    import re
 
     import azr_trl.azr_config
 
     source = inspect.getsource(azr_trl.azr_config)
-    lines = source.splitlines()
     (cls,) = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "AZRConfig"]
-    groups: list[list[str]] = [[]]
-    banner_line = 0
+    sections: list[tuple[str, list[str]]] = []
     for node in cls.body:
         if not isinstance(node, ast.AnnAssign):
             continue
-        banners = [i for i in range(banner_line, node.lineno) if re.match(r"\s*# -{3,} .+ -{3,}$", lines[i])]
-        if banners:
-            groups.append([])
-            banner_line = banners[-1] + 1
-        groups[-1].append(node.target.id)
-    return [g for g in groups if g]
+        call = node.value
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "first_in_section":
+            sections.append((ast.literal_eval(call.args[0]), []))
+        sections[-1][1].append(node.target.id)
+    return sections
 
 
 def test_docstring_documents_every_field_in_its_section():
@@ -98,9 +95,9 @@ def test_docstring_documents_every_field_in_its_section():
         elif match := re.match(r"    (\w+) \(`[^)]*`, \*optional\*, defaults to `.+`\):$", line):
             sections[-1][1].append(match.group(1))
     assert len(sections) > 5
-    # Every field declared in the class, in source order, and grouped as the source's section comments group them.
+    # Every field declared in the class, once, in source order, under the section the source opens before it.
     assert [name for _, names in sections for name in names] == list(AZRConfig.__annotations__)
-    assert [names for _, names in sections] == _source_sections()
+    assert sections == _source_sections()
     # The first section is exactly the GRPOConfig fields whose default AZRConfig changes; the others are AZR's own.
     grpo_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
     assert set(sections[0][1]) == grpo_fields & set(AZRConfig.__annotations__) == {"lr_scheduler_type", "entropy_coef"}
@@ -112,3 +109,47 @@ def test_docstring_documents_every_field_in_its_section():
         assert text.split() == fields[name].metadata["help"].split(), name
     assert max(len(line) for line in AZRConfig.__doc__.split("Parameters:", 1)[1].splitlines()) <= 119
     assert "defaults to `REFERENCE_BANNED_MODULES`" in block and 'defaults to `"paper"`' in block
+
+
+def test_a_field_outside_every_section_fails_loudly():
+    """A parameter declared before any ``first_in_section`` would be missing from the docstring: building the
+    ``Parameters:`` block refuses it, naming the field; so does a section opened twice."""
+    import dataclasses
+
+    from azr_trl.azr_config_docs import first_in_section, parameters_doc
+
+    @dataclasses.dataclass
+    class Unsectioned(AZRConfig):
+        new_knob: int = dataclasses.field(default=0, metadata={"help": "A knob."})
+        newer_knob: int = first_in_section("Parameters that control knobs", default=0, metadata={"help": "A knob."})
+
+    with pytest.raises(TypeError, match=r"Unsectioned\.new_knob is declared before any section"):
+        parameters_doc(Unsectioned)
+
+    @dataclasses.dataclass
+    class TwiceOpened(AZRConfig):
+        knob: int = first_in_section("Parameters that control knobs", default=0, metadata={"help": "A knob."})
+        other_knob: int = first_in_section("Parameters that control knobs", default=0, metadata={"help": "A knob."})
+
+    with pytest.raises(TypeError, match="two fields open the section 'Parameters that control knobs'"):
+        parameters_doc(TwiceOpened)
+
+    @dataclasses.dataclass
+    class Sectioned(AZRConfig):
+        knob: int = first_in_section("Parameters that control knobs", default=0, metadata={"help": "A knob."})
+        other_knob: int = dataclasses.field(default=1, metadata={"help": "Another knob."})
+
+    block = parameters_doc(Sectioned)
+    assert block.splitlines()[1] == "        > Parameters that control knobs"
+    assert [line.split()[0] for line in block.splitlines() if "defaults to" in line] == ["knob", "other_knob"]
+
+
+def test_sectioned_fields_parse_from_the_command_line():
+    """The section titles stay out of the fields' metadata, which HfArgumentParser hands to argparse as is."""
+    from transformers import HfArgumentParser
+
+    (config,) = HfArgumentParser(AZRConfig).parse_args_into_dataclasses(
+        ["--output_dir", "unused", "--max_steps", "2", "--use_cpu", "--report_to", "none"]
+        + ["--per_device_train_batch_size", "4", "--solver_correct_reward", "2.0", "--task_types", "deduction"]
+    )
+    assert config.solver_correct_reward == 2.0 and config.task_types == ["deduction"]
