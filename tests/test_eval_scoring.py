@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from azr_trl.evaluation.registry import CodeGenItem, get_benchmark
-from azr_trl.evaluation.runner import EvalSettings, benchmark_executor_config
-from azr_trl.evaluation.scoring import score_code_generation, score_completions
+from azr_trl.evaluation.runner import EvalSettings
+from azr_trl.evaluation.scoring import make_benchmark_executor, score_code_generation, score_completions
 from azr_trl.executor import ExecutorConfig, make_executor
 
 
@@ -18,7 +18,7 @@ CRUX = Path(__file__).parent / "data" / "eval" / "cruxeval_tiny.jsonl"
 
 @pytest.fixture(scope="module")
 def executor():
-    ex = make_executor(benchmark_executor_config(ExecutorConfig(timeout=2.0, workers=2)))
+    ex = make_benchmark_executor(ExecutorConfig(timeout=2.0, workers=2))
     yield ex
     ex.close()
 
@@ -99,6 +99,20 @@ def test_evalplus_tests_get_a_numpy_stand_in(executor):
     right = "```python\ndef third(x):\n    return x / 3\n```"
     wrong = "```python\ndef third(x):\n    return x / 4\n```"
     assert [s["correct"] for s in score_code_generation([item], [[right, wrong]], executor)[0]] == [True, False]
+
+
+def test_test_programs_past_the_proposal_size_cap_run_in_the_benchmark_executor(executor):
+    """A test program carries the benchmark's test data: the benchmark executor runs one longer than the cap on
+    model-proposed programs, which an executor built from the same settings refuses unrun."""
+    cases = repr([(i, i + 1) for i in range(8000)])
+    test = f"def check(candidate):\n    for a, b in {cases}:\n        assert candidate(a, b) == a + b\n"
+    assert len(test) > ExecutorConfig().max_program_chars
+    item = CodeGenItem(id="big", prompt="def add(a, b):\n", test_style="check", entry_point="add", test=test)
+    completions = [["```python\ndef add(a, b):\n    return a + b\n```"]]
+    assert score_code_generation([item], completions, executor)[0][0]["correct"]
+    with make_executor(ExecutorConfig(timeout=2.0, workers=1)) as plain:
+        (refused,) = score_code_generation([item], completions, plain)[0]
+    assert not refused["correct"] and refused["verdict"] == "syntax_error"
 
 
 def test_mbpp_script_stdin_and_functional_harnesses(executor):

@@ -131,8 +131,8 @@ def test_the_executor_config_sets_the_limits(metric):
 
 
 def test_eval_scores_code_generation_through_the_metric(monkeypatch):
-    from azr_trl.evaluation.runner import benchmark_executor_config
-    from azr_trl.executor import ExecutorConfig, make_executor
+    from azr_trl.evaluation.scoring import make_benchmark_executor
+    from azr_trl.executor import ExecutorConfig
 
     calls = []
     real = scoring.load_execution_metric()
@@ -146,7 +146,7 @@ def test_eval_scores_code_generation_through_the_metric(monkeypatch):
     item = CodeGenItem(id="he-0", prompt="def add(a, b):\n", test_style="check", entry_point="add",
                        test="def check(candidate):\n    assert candidate(2, 3) == 5\n")  # fmt: skip
     completions = [[f"```python\n{CORRECT}```", f"```python\n{WRONG}```", "```python\n```"]]
-    with make_executor(benchmark_executor_config(ExecutorConfig(timeout=5))) as executor:
+    with make_benchmark_executor(ExecutorConfig(timeout=5)) as executor:
         records = scoring.score_code_generation([item], completions, executor)[0]
     assert [r["correct"] for r in records] == [True, False, False]
     assert records[2]["verdict"] == "no_code"

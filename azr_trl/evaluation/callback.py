@@ -23,13 +23,13 @@ from collections.abc import Mapping, Sequence
 
 from transformers import Trainer, TrainerCallback
 
-from azr_trl.executor import ExecutorConfig, make_executor
+from azr_trl.executor import ExecutorConfig
 from azr_trl.tasks.prompts import resolve_prompt_format
 
 from ..generation.generators import HFGenerator, SamplingSettings
 from .registry import get_benchmark
-from .runner import EvalSettings, benchmark_executor_config, build_prompts
-from .scoring import score_completions
+from .runner import EvalSettings, build_prompts
+from .scoring import make_benchmark_executor, score_completions
 
 
 logger = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class AZREvalCallback(TrainerCallback):
         """The sandbox that verifies answers, built at the first evaluation from ``executor_config`` (the run's
         memory limit and banned modules included) and kept until :meth:`close`."""
         if self._executor is None:
-            self._executor = make_executor(benchmark_executor_config(self.settings.executor))
+            self._executor = make_benchmark_executor(self.settings.executor)
         return self._executor
 
     @contextlib.contextmanager

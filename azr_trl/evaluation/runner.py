@@ -21,23 +21,21 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azr_trl.executor import ExecutorConfig, make_executor
+from azr_trl.executor import ExecutorConfig
 from azr_trl.tasks.prompts import resolve_prompt_format
 
 from ..generation.generators import HFGenerator, SamplingSettings, VLLMGenerator, load_hf_model, render_prompt
 from .metrics import aggregate_scores, ks_for, mean_pass_at_k
 from .prompts import code_generation_prompt, math_prompt
 from .registry import CODE_GENERATION, CODE_REASONING, Benchmark, get_benchmark
-from .scoring import reasoning_task, score_completions
+from .scoring import make_benchmark_executor, reasoning_task, score_completions
 
 
 logger = logging.getLogger(__name__)
-
-MAX_TEST_PROGRAM_CHARS = 64_000_000
 
 
 @dataclass
@@ -57,13 +55,6 @@ class EvalSettings:
     require_think: bool | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
-
-
-def benchmark_executor_config(config: ExecutorConfig) -> ExecutorConfig:
-    """``config`` for running benchmark programs: test programs carry the benchmark's test data (LiveCodeBench's
-    hidden cases run to megabytes), so the size cap meant for model-proposed programs is lifted; time, memory, process
-    limits and banned modules stay."""
-    return replace(config, max_program_chars=MAX_TEST_PROGRAM_CHARS)
 
 
 def build_prompts(benchmark: Benchmark, items: Sequence[Any], fmt: str) -> list:
@@ -204,7 +195,7 @@ def evaluate_model(
         raise ValueError(f"backend must be 'hf' or 'vllm', got {backend!r}")
 
     needs_executor = any(get_benchmark(n).category in (CODE_REASONING, CODE_GENERATION) for n in benchmarks)
-    executor = make_executor(benchmark_executor_config(settings.executor)) if needs_executor else None
+    executor = make_benchmark_executor(settings.executor) if needs_executor else None
     results: dict[str, Any] = {
         "model": model,
         "model_path": str(path),

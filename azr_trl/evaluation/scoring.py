@@ -8,7 +8,8 @@
   model wrote runs in this process.
 - Math extracts the final answer and grades it with ``math-verify``.
 
-Each scorer returns, per item, one record per sample (``correct`` plus what led to it).
+Each scorer returns, per item, one record per sample (``correct`` plus what led to it). The executor they take is
+:func:`make_benchmark_executor`'s.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .math_grading import extract_math_answer, grade_math
 from .prompts import complete_program, extract_code
 from .registry import CODE_GENERATION, CODE_REASONING, MATH, Benchmark, CodeGenItem, MathItem, ReasoningItem
+
+
+if TYPE_CHECKING:
+    from azr_trl.executor import Executor, ExecutorConfig
 
 
 # The `evaluate` module of the execution metric: `evaluate.load(str(EXECUTION_METRIC_DIR))`.
@@ -32,7 +37,20 @@ EXECUTION_METRIC_DIR = Path(__file__).resolve().parent / "execution_metric"
 # The harness's entry point: a name a candidate program is unlikely to define itself.
 TEST_ENTRY = "azr_eval_run_tests"
 
+# The size cap on a benchmark's test programs: they carry the benchmark's test data (LiveCodeBench's hidden cases run
+# to megabytes), far past the cap meant for model-proposed programs.
+MAX_TEST_PROGRAM_CHARS = 64_000_000
+
 SampleRecord = dict[str, Any]
+
+
+def make_benchmark_executor(config: ExecutorConfig) -> Executor:
+    """The executor that runs benchmark programs, with ``config``'s backend and limits (time, memory, processes,
+    banned modules) but :data:`MAX_TEST_PROGRAM_CHARS` as its program size cap. Every benchmark scorer takes this
+    one."""
+    from azr_trl.executor import make_executor
+
+    return make_executor(dataclasses.replace(config, max_program_chars=MAX_TEST_PROGRAM_CHARS))
 
 
 def score_completions(

@@ -86,18 +86,17 @@ class ExecutionMetric(evaluate.Metric):
         from dataclasses import replace
 
         from azr_trl.evaluation.metrics import pass_at_k
-        from azr_trl.evaluation.runner import benchmark_executor_config
-        from azr_trl.evaluation.scoring import execute_candidates
-        from azr_trl.executor import ExecutorConfig, make_executor
+        from azr_trl.evaluation.scoring import execute_candidates, make_benchmark_executor
+        from azr_trl.executor import ExecutorConfig
 
         own = executor is None
         if own:
-            config = benchmark_executor_config(executor_config or ExecutorConfig())
+            config = executor_config or ExecutorConfig()
             if timeout is not None:
                 config = replace(config, timeout=timeout)
             if num_workers is not None:
                 config = replace(config, workers=num_workers)
-            executor = make_executor(config)
+            executor = make_benchmark_executor(config)
         try:
             outcomes = execute_candidates(predictions, references, executor)
         finally:
