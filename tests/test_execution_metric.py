@@ -130,24 +130,81 @@ def test_the_executor_config_sets_the_limits(metric):
     assert tight["pass@1"] == 0.0 and results[0][0][1]["verdict"] in ("memory", "runtime_error")
 
 
-def test_eval_scores_code_generation_through_the_metric(monkeypatch):
+class _CountingExecutor:
+    """The real executor, counting the jobs it is given."""
+
+    def __init__(self, executor):
+        self.executor, self.jobs = executor, []
+
+    def run(self, jobs):
+        self.jobs.extend(jobs)
+        return self.executor.run(jobs)
+
+
+def test_eval_scores_code_generation_without_the_metric(monkeypatch):
+    """`azr-trl eval` calls the scoring core with its own executor: nothing goes through `evaluate` (no Arrow cache
+    on disk), and a sample without code never reaches the executor."""
     from azr_trl.evaluation.scoring import make_benchmark_executor
     from azr_trl.executor import ExecutorConfig
 
-    calls = []
-    real = scoring.load_execution_metric()
+    def refuse(*args, **kwargs):
+        raise AssertionError("code generation was scored through `evaluate`")
 
-    class Spy:
-        def compute(self, **kwargs):
-            calls.append(kwargs)
-            return real.compute(**kwargs)
-
-    monkeypatch.setattr(scoring, "load_execution_metric", lambda: Spy())
+    monkeypatch.setattr(evaluate.Metric, "compute", refuse)
+    monkeypatch.setattr(evaluate.Metric, "add_batch", refuse)
     item = CodeGenItem(id="he-0", prompt="def add(a, b):\n", test_style="check", entry_point="add",
                        test="def check(candidate):\n    assert candidate(2, 3) == 5\n")  # fmt: skip
     completions = [[f"```python\n{CORRECT}```", f"```python\n{WRONG}```", "```python\n```"]]
     with make_benchmark_executor(ExecutorConfig(timeout=5)) as executor:
-        records = scoring.score_code_generation([item], completions, executor)[0]
+        counting = _CountingExecutor(executor)
+        records = scoring.score_code_generation([item], completions, counting)[0]
     assert [r["correct"] for r in records] == [True, False, False]
     assert records[2]["verdict"] == "no_code"
-    assert len(calls) == 1 and len(calls[0]["predictions"][0]) == 2  # the no-code sample never ran
+    assert len(counting.jobs) == 2
+
+
+def test_eval_scoring_equals_the_metric_on_the_same_candidates(metric):
+    """Per candidate, the eval's records carry the metric's passed/verdict/error, and the eval's pass@k is the
+    metric's, for every test style (a timeout and a long error included)."""
+    from azr_trl.evaluation.registry import get_benchmark
+    from azr_trl.evaluation.runner import summarize
+    from azr_trl.evaluation.scoring import make_benchmark_executor
+    from azr_trl.executor import ExecutorConfig
+
+    noisy = "def add(a, b):\n    raise ValueError('no ' * 400)\n"  # a long error text, cut short
+    items = [
+        CodeGenItem(id="check", prompt="def add(a, b):\n", starter_code="def add(a, b):\n", test_style="check",
+                    entry_point="add", test="def check(candidate):\n    assert candidate(2, 3) == 5\n"),
+        CodeGenItem(id="script", prompt="", test_style="script", test=TESTS),
+        CodeGenItem(id="stdin", prompt="", test_style="stdin",
+                    test_cases=[{"input": "2 3\n", "output": "5\n"}, {"input": "1 1\n", "output": "2\n"}]),
+        CodeGenItem(id="functional", prompt="", test_style="functional", entry_point="total",
+                    test_cases=[{"input": "[1, 2, 3]", "output": "6"}, {"input": "[]", "output": "0"}]),
+    ]  # fmt: skip
+    candidates = [
+        ["    return a + b\n", WRONG, noisy],  # the first continues the prompt
+        [CORRECT, LOOPS, "def add(a, b):\n    return a +\n"],
+        ["a, b = map(int, input().split())\nprint(a + b)\n", "print(5)\n", "import sys\nsys.exit(3)\n"],
+        [
+            "class Solution:\n    def total(self, nums):\n        return sum(nums)\n",
+            "class Solution:\n    def total(self, nums):\n        return len(nums)\n",
+            "class Solution:\n    pass\n",
+        ],
+    ]
+    completions = [[f"```python\n{c}```" for c in cands] for cands in candidates]
+    with make_benchmark_executor(ExecutorConfig(timeout=2)) as executor:
+        scored = scoring.score_code_generation(items, completions, executor)
+        programs = [[r["program"] for r in records] for records in scored]
+        pass_at_k, results = metric.compute(
+            predictions=programs, references=[reference_of(item) for item in items], k=[1, 3], executor=executor
+        )
+    for records, problem in zip(scored, results.values(), strict=True):
+        assert [{"passed": r["correct"], "verdict": r["verdict"], "error": r["error"]} for r in records] == [
+            {key: outcome[key] for key in ("passed", "verdict", "error")} for _, outcome in problem
+        ]
+    assert [[r["correct"] for r in records] for records in scored] == [[True, False, False]] * 4
+    verdicts = {r["verdict"] for records in scored for r in records}
+    assert {"ok", "timeout", "runtime_error", "syntax_error"} <= verdicts
+    assert scored[0][2]["error"].startswith("ValueError: no no")
+    entry = summarize(get_benchmark("humaneval"), items, [""] * len(items), scored, num_samples=3)
+    assert pass_at_k == {key: entry[key] for key in ("pass@1", "pass@3")}

@@ -4,8 +4,8 @@
   compares literals without running anything; abduction runs ``f`` on the proposed input in the executor). An answer
   counts as correct only if it is also well formatted, as the solver's reward requires.
 - Code generation builds one test program per candidate (candidate + the benchmark's tests + a small harness) and
-  runs it in the sandboxed executor, through the project's `evaluate` metric (``execution_metric``); nothing the
-  model wrote runs in this process.
+  runs it in the sandboxed executor (:func:`execute_candidates`, also the core of the project's `evaluate` metric,
+  ``execution_metric``); nothing the model wrote runs in this process.
 - Math extracts the final answer and grades it with ``math-verify``.
 
 Each scorer returns, per item, one record per sample (``correct`` plus what led to it). The executor they take is
@@ -15,7 +15,6 @@ Each scorer returns, per item, one record per sample (``correct`` plus what led 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import re
 from collections.abc import Sequence
@@ -326,13 +325,13 @@ def reference_of(item: CodeGenItem) -> str:
 
 
 def execute_candidates(
-    predictions: Sequence[Sequence[str]], references: Sequence[str], executor: Any
+    predictions: Sequence[Sequence[str]], problems: Sequence[CodeGenItem], executor: Any
 ) -> list[list[dict[str, Any]]]:
-    """Run every candidate program with its problem's tests in the sandboxed executor (one batch, each candidate in
-    its own process with its own time limit). Per candidate: ``passed``, ``verdict`` and ``error``."""
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} prediction lists but {len(references)} references")
-    problems = [reference_item(reference) for reference in references]
+    """Run every candidate program of ``predictions[i]`` with the tests of ``problems[i]`` in the sandboxed executor
+    (one batch, each candidate in its own process with its own time limit). Per candidate: ``passed``, ``verdict``
+    and ``error``. Both `azr-trl eval` and the execution metric score through this."""
+    if len(predictions) != len(problems):
+        raise ValueError(f"{len(predictions)} prediction lists but {len(problems)} problems")
     jobs = [build_test_job(problem, c) for problem, cands in zip(problems, predictions, strict=True) for c in cands]
     results = executor.run(jobs) if jobs else []
     if len(results) != len(jobs):
@@ -351,34 +350,21 @@ def execute_candidates(
     ]
 
 
-@functools.lru_cache(maxsize=1)
-def load_execution_metric():
-    """The project's `evaluate` metric (``azr_trl/evaluation/execution_metric``), loaded from the package, offline."""
-    import evaluate
-
-    return evaluate.load(str(EXECUTION_METRIC_DIR))
-
-
 def score_code_generation(
     items: Sequence[CodeGenItem], completions: Sequence[Sequence[str]], executor: Any
 ) -> list[list[SampleRecord]]:
-    """Score every candidate with the execution metric (tests run in the executor, one batch); a sample is correct
-    iff its tests passed. A completion without code is not run."""
+    """Score every candidate by running its tests in ``executor`` (one batch); a sample is correct iff its tests
+    passed. A completion without code is not run."""
     if executor is None:
         raise ValueError("Code-generation benchmarks need an executor to run the tests")
     programs = [
         [complete_program(item, extract_code(text)) for text in texts]
         for item, texts in zip(items, completions, strict=True)
     ]
-    _, results = load_execution_metric().compute(
-        predictions=[[p for p in progs if p is not None] for progs in programs],
-        references=[reference_of(item) for item in items],
-        k=[1],
-        executor=executor,
-    )
+    outcomes = execute_candidates([[p for p in progs if p is not None] for progs in programs], items, executor)
     out = []
-    for i, (texts, progs) in enumerate(zip(completions, programs, strict=True)):
-        ran = iter(outcome for _, outcome in results[i])
+    for texts, progs, item_outcomes in zip(completions, programs, outcomes, strict=True):
+        ran = iter(item_outcomes)
         records = []
         for text, program in zip(texts, progs, strict=True):
             if program is None:

@@ -85,8 +85,8 @@ class ExecutionMetric(evaluate.Metric):
     ):
         from dataclasses import replace
 
-        from azr_trl.evaluation.metrics import pass_at_k
-        from azr_trl.evaluation.scoring import execute_candidates, make_benchmark_executor
+        from azr_trl.evaluation.metrics import mean_pass_at_k
+        from azr_trl.evaluation.scoring import execute_candidates, make_benchmark_executor, reference_item
         from azr_trl.executor import ExecutorConfig
 
         own = executor is None
@@ -98,7 +98,7 @@ class ExecutionMetric(evaluate.Metric):
                 config = replace(config, workers=num_workers)
             executor = make_benchmark_executor(config)
         try:
-            outcomes = execute_candidates(predictions, references, executor)
+            outcomes = execute_candidates(predictions, [reference_item(r) for r in references], executor)
         finally:
             if own:
                 executor.close()
@@ -119,9 +119,9 @@ class ExecutionMetric(evaluate.Metric):
             ]
             for task_id, problem in enumerate(outcomes)
         }
-        counts = [(len(problem), sum(o["passed"] for o in problem)) for problem in outcomes]
+        passed = [[o["passed"] for o in problem] for problem in outcomes]
         scores = {}
         for value in [k] if isinstance(k, int) else k:
-            if counts and all(n >= value for n, _ in counts):
-                scores[f"pass@{value}"] = sum(pass_at_k(n, c, value) for n, c in counts) / len(counts)
+            if passed and all(len(flags) >= value for flags in passed):
+                scores[f"pass@{value}"] = mean_pass_at_k(passed, value)
         return scores, results
