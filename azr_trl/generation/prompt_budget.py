@@ -1,13 +1,13 @@
 """Prompts that fit the generation engine: references and solver tasks are drawn within a token budget.
 
 :class:`PromptBudget` holds the rule both the trainer and seeding (``azr-trl seed``, the seeding phase) follow: a
-propose prompt shows its references minus the longest ones until it fits. The trainer's budget (from :meth:`AZRTrainer._prompt_token_budget`) is the engine's prompt + completion limit minus
-``max_completion_length``: a longer prompt makes a vLLM server refuse the whole batch (HTTP 400), a colocated engine
-raise, and HF ``generate`` run past the model's positions. A reference or task whose prompt does not fit is skipped,
-marked in the task buffer so it is never drawn again for that role (the mark is saved with the buffer), and replaced
-by another draw. When nothing fits, the zero task stands in, so a step always completes. Every rank's marks are
-applied on every rank at the end of the step and counted in ``azr/too_long/references`` and
-``azr/too_long/solve_tasks``.
+propose prompt shows its references minus the longest ones until it fits. The trainer's budget (from
+:meth:`AZRTrainer._prompt_token_budget`) is the engine's prompt + completion limit minus ``max_completion_length``:
+a longer prompt makes a vLLM server refuse the whole batch (HTTP 400), a colocated engine raise, and HF ``generate``
+run past the model's positions. A reference or task whose prompt does not fit is skipped, marked in the task buffer
+so it is never drawn again for that role (the mark is saved with the buffer), and replaced by another draw. When
+nothing fits, the zero task stands in, so a step always completes. Every rank's marks are applied on every rank at
+the end of the step and counted in ``azr/too_long/references`` and ``azr/too_long/solve_tasks``.
 """
 
 from __future__ import annotations
