@@ -150,7 +150,8 @@ def test_the_seeding_phases_untrained_triplet_type_is_checked_at_start(tmp_path)
     """Seeding proposes abductions even when only deductions are trained: the trainer checks that prompt at start
     (the seeding phase checks nothing again), with the trainer's advice."""
     tokenizer = make_tiny_tokenizer()
-    trainer = _trainer(tmp_path / "count", tokenizer, task_types=["deduction"], per_device_train_batch_size=4)
+    deduction_only = {"task_types": ["deduction"], "per_device_train_batch_size": 4}
+    trainer = _trainer(tmp_path / "count", tokenizer, **deduction_only)
     fmt, spec = trainer.prompt_format, trainer.specs["deduction"]
     zero = zero_triplet("deduction")
     trained = max(_prompt_length(trainer, p) for p in (spec.propose_prompt([zero], fmt), spec.solve_prompt(zero, fmt)))
@@ -158,18 +159,9 @@ def test_the_seeding_phases_untrained_triplet_type_is_checked_at_start(tmp_path)
     trainer.close()
     assert trained < abduction
     model = make_tiny_model(tokenizer, max_position_embeddings=abduction - 1 + 12)  # 12 completion tokens
-    _trainer(
-        tmp_path / "seed_files", tokenizer, model, task_types=["deduction"], per_device_train_batch_size=4
-    ).close()  # no seeding: it starts
+    _trainer(tmp_path / "no_seeding", tokenizer, model, **deduction_only).close()  # no seeding phase: it starts
     with pytest.raises(ValueError, match=f"shortest abduction propose prompt has {abduction} tokens.*length=12"):
-        _trainer(
-            tmp_path / "seeding",
-            tokenizer,
-            model,
-            task_types=["deduction"],
-            per_device_train_batch_size=4,
-            seed_num_tasks=4,
-        )
+        _trainer(tmp_path / "seeding", tokenizer, model, seed_num_tasks=4, **deduction_only)
 
 
 @pytest.mark.slow
