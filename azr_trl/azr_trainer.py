@@ -35,6 +35,7 @@ from .generation.prompt_budget import (
 from .generation.trainer_mixin import EngineGenerationMixin
 from .generation.vllm_server import VLLMServerUnavailableError, guard_vllm_server
 from .run_outputs.prompt_format import model_card_section, save_prompt_format
+from .seeding.generation import SEED_TRIPLET_TYPES
 from .selfplay.advantages import baseline_group_ids, task_relative_advantages
 from .selfplay.batch import build_training_batch
 from .selfplay.buffer import TaskBuffer
@@ -140,7 +141,9 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         self.buffer = TaskBuffer(args.task_types, max_size=args.buffer_max_size, seed=args.seed)
         # Tasks this rank found too long for a prompt since the last step: (role, prompt task type, task).
         self._too_long_marks: list[tuple[str, str, Task]] = []
-        check_prompt_budget(self)
+        # The seeding phase proposes both triplet types, trained or not: their prompts are checked here too.
+        seeding_only = [t for t in SEED_TRIPLET_TYPES if args.seeds_from_model and t not in self.specs]
+        check_prompt_budget(self, [_task_spec(args, t) for t in seeding_only])
         self._seed_buffer()
         # Seeding phase (Algorithm 1) before the first step, unless a checkpoint's buffer is loaded instead.
         self._seeding_pending = args.seeds_from_model

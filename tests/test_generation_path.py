@@ -19,7 +19,7 @@ from azr_trl import AZRTrainer
 from azr_trl.generation.prompt_budget import sample_references
 from azr_trl.selfplay.batch import build_training_batch
 from azr_trl.selfplay.buffer import TaskBuffer, zero_triplet
-from azr_trl.tasks import Task
+from azr_trl.tasks import Task, get_task_spec
 
 from scripts.tiny_azr_run import length_reward, tiny_config
 from tiny import make_tiny_model, make_tiny_tokenizer
@@ -144,6 +144,24 @@ def test_a_budget_too_small_for_any_prompt_is_refused_at_start(tmp_path):
     tokenizer = make_tiny_tokenizer()
     with pytest.raises(ValueError, match="max_completion_length=12"):
         _trainer(tmp_path, tokenizer, make_tiny_model(tokenizer, max_position_embeddings=1024))
+
+
+def test_the_seeding_phases_untrained_triplet_type_is_checked_at_start(tmp_path):
+    """Seeding proposes abductions even when only deductions are trained: the trainer checks that prompt at start
+    (the seeding phase checks nothing again), with the trainer's advice."""
+    tokenizer = make_tiny_tokenizer()
+    deduction_only = {"task_types": ["deduction"], "per_device_train_batch_size": 4}
+    trainer = _trainer(tmp_path / "count", tokenizer, **deduction_only)
+    fmt, spec = trainer.prompt_format, trainer.specs["deduction"]
+    zero = zero_triplet("deduction")
+    trained = max(_prompt_length(trainer, p) for p in (spec.propose_prompt([zero], fmt), spec.solve_prompt(zero, fmt)))
+    abduction = _prompt_length(trainer, get_task_spec("abduction").propose_prompt([zero_triplet("abduction")], fmt))
+    trainer.close()
+    assert trained < abduction
+    model = make_tiny_model(tokenizer, max_position_embeddings=abduction - 1 + 12)  # 12 completion tokens
+    _trainer(tmp_path / "no_seeding", tokenizer, model, **deduction_only).close()  # no seeding phase: it starts
+    with pytest.raises(ValueError, match=f"shortest abduction propose prompt has {abduction} tokens.*length=12"):
+        _trainer(tmp_path / "seeding", tokenizer, model, seed_num_tasks=4, **deduction_only)
 
 
 @pytest.mark.slow

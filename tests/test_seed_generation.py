@@ -251,7 +251,8 @@ def test_seed_cli_refuses_bad_sampling_and_a_missing_vllm(tmp_path, tiny_model_d
 
 def test_prompts_show_only_the_references_that_fit_the_budget(tmp_path, executor):
     """With a prompt budget, a reference that would push a propose prompt over it is left out (the longest first)."""
-    from azr_trl.seeding.generation import PromptBudget
+    from azr_trl.generation.prompt_budget import PromptBudget
+    from azr_trl.seeding.generation import check_seed_prompt_budget, seed_specs
 
     out = tmp_path / "seeds.jsonl"
     long_program = "def f(s):\n    return s + " + repr("x" * 400) + "\n"
@@ -271,11 +272,12 @@ def test_prompts_show_only_the_references_that_fit_the_budget(tmp_path, executor
     proposer = ScriptedProposer()
     generate_seed_tasks(proposer, executor, out, num_tasks=7, batch_size=3, num_references=3, progress=False)
     assert any("x" * 400 in prompt_text(prompt) for call in proposer.calls for prompt in call)
-    # A budget that not even the zero triplet's prompt fits is refused before anything is generated.
+    # A budget that not even the zero triplet's prompt fits is refused (the CLI checks before generating anything).
     # (every proposing task type counts: here the deduction prompt fits and the abduction one does not)
     too_small = PromptBudget(zero_length - 1, budget.length)
     with pytest.raises(ValueError, match=f"abduction propose prompt has {zero_length} tokens, more than the "):
-        generate_seed_tasks(proposer, executor, out, num_tasks=8, prompt_budget=too_small)
+        check_seed_prompt_budget(too_small, seed_specs(), "chat", induction=False)
+    check_seed_prompt_budget(budget, seed_specs(), "chat", induction=True)  # the zero prompts fit the larger one
 
 
 def test_seed_cli_prompts_fit_the_model(tmp_path, monkeypatch, capsys):

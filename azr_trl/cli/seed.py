@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     from azr_trl.default_model import resolve_model_path
     from azr_trl.executor import ExecutorError, make_executor
     from azr_trl.generation.generators import prompt_length
+    from azr_trl.generation.prompt_budget import PromptBudget
     from azr_trl.run_outputs.prompt_format import trained_defaults
-    from azr_trl.seeding.generation import PromptBudget, generate_seed_tasks
+    from azr_trl.seeding.generation import check_seed_prompt_budget, generate_seed_tasks, seed_specs
     from azr_trl.tasks.prompts import resolve_prompt_format
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -144,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
         budget = PromptBudget(limit - args.max_new_tokens, lambda prompt: prompt_length(tokenizer, prompt))
     prompt_format, require_think = trained_defaults(args.model, args.prompt_format, args.require_think)
     fmt, require_think = resolve_prompt_format(prompt_format, require_think, tokenizer)
+    specs = seed_specs(args.num_inputs)
     try:
+        if budget is not None:
+            check_seed_prompt_budget(budget, specs, fmt, induction=args.induction_output is not None)
         with make_executor(config) as executor:
             report = generate_seed_tasks(
                 generate,
@@ -162,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 require_think=require_think,
                 seed=args.seed,
                 progress=not args.no_progress,
+                specs=specs,
                 prompt_budget=budget,
             )
     except (OSError, ValueError, ImportError, ExecutorError) as err:

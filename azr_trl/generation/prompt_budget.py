@@ -1,19 +1,22 @@
 """Prompts that fit the generation engine: references and solver tasks are drawn within a token budget.
 
-The budget (from :meth:`AZRTrainer._prompt_token_budget`) is the engine's prompt + completion limit minus
-``max_completion_length``: a longer prompt makes a vLLM server refuse the whole batch (HTTP 400), a colocated engine
-raise, and HF ``generate`` run past the model's positions. A reference or task whose prompt does not fit is skipped,
-marked in the task buffer so it is never drawn again for that role (the mark is saved with the buffer), and replaced
-by another draw. When nothing fits, the zero task stands in, so a step always completes. Every rank's marks are
-applied on every rank at the end of the step and counted in ``azr/too_long/references`` and
-``azr/too_long/solve_tasks``.
+:class:`PromptBudget` holds the rule both the trainer and seeding (``azr-trl seed``, the seeding phase) follow: a
+propose prompt shows its references minus the longest ones until it fits. The trainer's budget (from
+:meth:`AZRTrainer._prompt_token_budget`) is the engine's prompt + completion limit minus ``max_completion_length``:
+a longer prompt makes a vLLM server refuse the whole batch (HTTP 400), a colocated engine raise, and HF ``generate``
+run past the model's positions. A reference or task whose prompt does not fit is skipped, marked in the task buffer
+so it is never drawn again for that role (the mark is saved with the buffer), and replaced by another draw. When
+nothing fits, the zero task stands in, so a step always completes. Every rank's marks are applied on every rank at
+the end of the step and counted in ``azr/too_long/references`` and ``azr/too_long/solve_tasks``.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from accelerate.utils import gather_object
 
@@ -23,61 +26,121 @@ from ..tasks.task import Task
 
 if TYPE_CHECKING:
     from ..azr_trainer import AZRTrainer
+    from ..tasks.base import TaskSpec
 
 
 logger = logging.getLogger(__name__)
 
 
-def check_prompt_budget(trainer: AZRTrainer) -> None:
-    """Refuse a setup where even the shortest prompts (the zero tasks') leave no room for a completion."""
-    budget = trainer._prompt_token_budget()
+@dataclass(frozen=True)
+class PromptBudget:
+    """The most prompt tokens the generation engine takes next to the completion budget, and a prompt's token count.
+
+    A longer prompt makes a vLLM engine refuse it and HF ``generate`` run past the model's positions.
+    """
+
+    tokens: int
+    length: Callable[[Any], int]  # prompt -> tokens
+
+    def fits(self, prompt: Any) -> bool:
+        return self.length(prompt) <= self.tokens
+
+    def fitting_references(
+        self,
+        spec: TaskSpec,
+        references: Sequence[Task],
+        fmt: str,
+        replace_too_long: Callable[[list[Task]], list[Task]] | None = None,
+    ) -> list[Task]:
+        """``references`` minus the longest ones until their ``spec`` propose prompt fits; empty when none fits.
+
+        With ``replace_too_long``, the references too long even on their own are handed to it first and the set it
+        returns is fitted instead (the trainer marks them and draws again); without it they are dropped as the
+        longest. Ties drop the first of the longest.
+        """
+        chosen, lengths = list(references), None
+        while chosen and not self.fits(spec.propose_prompt(chosen, fmt)):
+            if lengths is None:  # one count per reference: dropping another does not change it
+                lengths = [self.length(spec.propose_prompt([reference], fmt)) for reference in chosen]
+                too_long = [r for r, length in zip(chosen, lengths, strict=True) if length > self.tokens]
+                if too_long and replace_too_long is not None:
+                    chosen, lengths = list(replace_too_long(too_long)), None
+                    continue
+            longest = lengths.index(max(lengths))
+            del chosen[longest], lengths[longest]
+        return chosen
+
+    def shortest_prompts_over(
+        self, specs: Iterable[TaskSpec], fmt: str, roles: Sequence[str] = ("propose", "solve")
+    ) -> Iterator[tuple[str, str, int]]:
+        """``(task type, role, tokens)`` of each shortest prompt (a zero task's) longer than the budget."""
+        for spec in specs:
+            for role in roles:
+                if role == "propose":
+                    prompt = spec.propose_prompt([zero_reference(spec.task_type)], fmt)
+                else:
+                    prompt = spec.solve_prompt(zero_task(spec.task_type), fmt)
+                length = self.length(prompt)
+                if length > self.tokens:
+                    yield spec.task_type, role, length
+
+
+def trainer_prompt_budget(trainer: AZRTrainer) -> PromptBudget | None:
+    """The trainer's budget (:meth:`AZRTrainer._prompt_token_budget`), counted as its engine tokenizes; None without
+    a limit."""
+    tokens = trainer._prompt_token_budget()
+    return None if tokens is None else PromptBudget(tokens, lambda prompt: prompt_length(trainer, prompt))
+
+
+def check_prompt_budget(trainer: AZRTrainer, seeding_specs: Iterable[TaskSpec] = ()) -> None:
+    """Refuse a setup where even the shortest prompts (the zero tasks') leave no room for a completion.
+
+    ``seeding_specs``: the specs the seeding phase proposes with besides the trained ones (it checks nothing itself).
+    """
+    budget = trainer_prompt_budget(trainer)
     if budget is None:
         if trainer.accelerator.is_main_process:
             logger.warning("The model states no maximum length: prompts are not checked against a token budget.")
         return
-    for task_type, spec in trainer.specs.items():
-        for role, prompt in (
-            ("propose", spec.propose_prompt([_zero_reference(task_type)], trainer.prompt_format)),
-            ("solve", spec.solve_prompt(_zero_task(task_type), trainer.prompt_format)),
-        ):
-            length = prompt_length(trainer, prompt)
-            if length > budget:
-                limit = budget + trainer.max_completion_length
-                raise ValueError(
-                    f"The shortest {task_type} {role} prompt has {length} tokens, but the generation engine takes "
-                    f"{limit} tokens in all, which leaves {budget} for a prompt next to max_completion_length="
-                    f"{trainer.max_completion_length}. Lower max_completion_length, or raise the engine's limit "
-                    "(`trl vllm-serve --max_model_len`, `vllm_max_model_length`)."
-                )
+    over = budget.shortest_prompts_over(trainer.specs.values(), trainer.prompt_format)
+    seeding = budget.shortest_prompts_over(seeding_specs, trainer.prompt_format, roles=("propose",))
+    for task_type, role, length in (*over, *seeding):
+        limit = budget.tokens + trainer.max_completion_length
+        raise ValueError(
+            f"The shortest {task_type} {role} prompt has {length} tokens, but the generation engine takes "
+            f"{limit} tokens in all, which leaves {budget.tokens} for a prompt next to max_completion_length="
+            f"{trainer.max_completion_length}. Lower max_completion_length, or raise the engine's limit "
+            "(`trl vllm-serve --max_model_len`, `vllm_max_model_length`)."
+        )
 
 
 def sample_references(trainer: AZRTrainer, task_type: str, k: int, rng: random.Random) -> list[Task]:
     """Up to ``k`` references for a ``task_type`` propose prompt that fits the budget.
 
     A reference too long on its own is marked and another set is drawn; references that fit one by one but not
-    together are dropped, longest first. With no reference left, the zero triplet.
+    together are dropped, longest first (:meth:`PromptBudget.fitting_references`). With no reference left, the zero
+    triplet.
     """
     spec, fmt = trainer.specs[task_type], trainer.prompt_format
 
     def draw() -> list[Task]:
         return trainer.buffer.sample_references(task_type, k, rng, strategy=trainer.args.reference_sampling)
 
-    chosen = draw()
-    while chosen and not _fits(trainer, prompt_length(trainer, spec.propose_prompt(chosen, fmt))):
-        lengths = [prompt_length(trainer, spec.propose_prompt([reference], fmt)) for reference in chosen]
-        too_long = [r for r, length in zip(chosen, lengths, strict=True) if not _fits(trainer, length)]
+    def mark_and_draw(too_long: list[Task]) -> list[Task]:
         for reference in too_long:
             _skip(trainer, reference, "propose", task_type)
-        if too_long:
-            chosen = draw()  # the marked ones are out of the pool now
-        else:
-            chosen.pop(lengths.index(max(lengths)))
+        return draw()  # the marked ones are out of the pool now
+
+    chosen = draw()
+    budget = trainer_prompt_budget(trainer)
+    if budget is not None:
+        chosen = budget.fitting_references(spec, chosen, fmt, replace_too_long=mark_and_draw)
     if chosen:
         return chosen
     _warn_once(
         trainer, ("propose", task_type), f"No {task_type} reference fits the prompt budget: using the zero task."
     )
-    return [_zero_reference(task_type)]
+    return [zero_reference(task_type)]
 
 
 def sample_solve_tasks(trainer: AZRTrainer, task_type: str, n: int, rng: random.Random) -> list[Task]:
@@ -89,7 +152,7 @@ def sample_solve_tasks(trainer: AZRTrainer, task_type: str, n: int, rng: random.
             _warn_once(
                 trainer, ("solve", task_type), f"No {task_type} task fits the prompt budget: solving the zero task."
             )
-            return tasks + [_zero_task(task_type)] * (n - len(tasks))
+            return tasks + [zero_task(task_type)] * (n - len(tasks))
         tasks += [task for task in drawn if solve_prompt_fits(trainer, task)]
     return tasks
 
@@ -98,9 +161,8 @@ def solve_prompt_fits(trainer: AZRTrainer, task: Task) -> bool:
     """Whether ``task``'s solve prompt fits the budget; a task that does not is marked."""
     if trainer.buffer.is_too_long(task, "solve", task.task_type):
         return False
-    if trainer._prompt_token_budget() is None:
-        return True
-    if _fits(trainer, prompt_length(trainer, trainer.specs[task.task_type].solve_prompt(task, trainer.prompt_format))):
+    budget = trainer_prompt_budget(trainer)
+    if budget is None or budget.fits(trainer.specs[task.task_type].solve_prompt(task, trainer.prompt_format)):
         return True
     _skip(trainer, task, "solve", task.task_type)
     return False
@@ -125,22 +187,18 @@ def prompt_length(trainer: AZRTrainer, prompt) -> int:
     return len(trainer._tokenize_prompts([prompt])[0][0])
 
 
-def _fits(trainer: AZRTrainer, length: int) -> bool:
-    budget = trainer._prompt_token_budget()
-    return budget is None or length <= budget
-
-
 def _skip(trainer: AZRTrainer, task: Task, role: str, task_type: str) -> None:
     if trainer.buffer.mark_too_long(task, role, task_type):
         trainer._too_long_marks.append((role, task_type, task))
 
 
-def _zero_reference(task_type: str) -> Task:
+def zero_reference(task_type: str) -> Task:
     """The shortest reference: the zero triplet (an induction prompt shows a deduction program)."""
     return zero_triplet("deduction" if task_type == "induction" else task_type)
 
 
-def _zero_task(task_type: str) -> Task:
+def zero_task(task_type: str) -> Task:
+    """The shortest task to solve: the zero triplet, or the zero induction task."""
     return zero_induction_task() if task_type == "induction" else zero_triplet(task_type)
 
 

@@ -17,10 +17,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..tasks import TASK_TYPES, Task, TaskSpec, get_task_spec, run_validation
 from .seed_files import load_seed_file, zero_triplet
+
+
+if TYPE_CHECKING:
+    from ..generation.prompt_budget import PromptBudget
 
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ SEEDING_METRICS = "azr/seeding"
 # Where the seeding phase writes its seeds in the run directory, and where `azr-trl seed` writes by default.
 SEED_TASKS_FILE = "azr_seed_tasks.jsonl"
 SEED_INDUCTION_FILE = "azr_seed_induction.jsonl"
+# Seeding proposes triplets as both, alternating, whatever task types are trained (induction only with its own file).
+SEED_TRIPLET_TYPES = ("deduction", "abduction")
 
 # prompts -> completions, one per prompt; prompts are chat message lists or r1 strings. On several ranks every rank
 # calls it once per round with the same number of prompts (generation backends gather across ranks).
@@ -50,35 +56,27 @@ def _same(obj: Any) -> Any:
     return obj
 
 
-@dataclass(frozen=True)
-class PromptBudget:
-    """The most prompt tokens the generation engine takes next to the completion budget, and a prompt's token count.
+def seed_specs(num_inputs: int = 10, specs: dict[str, TaskSpec] | None = None) -> dict[str, TaskSpec]:
+    """A spec for every task type: those of ``specs``, the default ones (``num_inputs`` induction inputs) otherwise."""
+    specs = dict(specs or {})
+    for task_type in TASK_TYPES:
+        specs.setdefault(task_type, get_task_spec(task_type, num_inputs=num_inputs))
+    return specs
 
-    Seeding shows fewer references when a propose prompt would not fit (as training does): a vLLM engine refuses a
-    longer prompt and HF ``generate`` runs past the model's positions.
+
+def check_seed_prompt_budget(budget: PromptBudget, specs: dict[str, TaskSpec], fmt: str, induction: bool) -> None:
+    """Refuse a budget that even the shortest propose prompts (one zero-triplet reference) exceed.
+
+    ``azr-trl seed`` checks with this before seeding; the trainer checks its budget once at start, for its seeding
+    phase too (:func:`azr_trl.generation.prompt_budget.check_prompt_budget`).
     """
-
-    tokens: int
-    length: Callable[[Any], int]  # prompt -> tokens
-
-    def fitting_references(self, spec: TaskSpec, references: list[Task], fmt: str) -> list[Task]:
-        """``references`` without the longest ones until their propose prompt fits; the zero triplet if none fits."""
-        chosen = list(references)
-        while chosen and self.length(spec.propose_prompt(chosen, fmt)) > self.tokens:
-            lengths = [self.length(spec.propose_prompt([reference], fmt)) for reference in chosen]
-            chosen.pop(lengths.index(max(lengths)))
-        return chosen or [zero_triplet()]
-
-    def check(self, specs: Sequence[TaskSpec], fmt: str) -> None:
-        """Refuse a budget that even the shortest propose prompts (one zero-triplet reference) exceed."""
-        for spec in specs:
-            length = self.length(spec.propose_prompt([zero_triplet()], fmt))
-            if length > self.tokens:
-                raise ValueError(
-                    f"The shortest {spec.task_type} propose prompt has {length} tokens, more than the {self.tokens} "
-                    "the generation engine leaves for a prompt next to the completion budget: lower the generation "
-                    "budget (--max-new-tokens) or use a model that takes longer sequences."
-                )
+    proposing = [specs[t] for t in (*SEED_TRIPLET_TYPES, *(("induction",) if induction else ()))]
+    for task_type, _, length in budget.shortest_prompts_over(proposing, fmt, roles=("propose",)):
+        raise ValueError(
+            f"The shortest {task_type} propose prompt has {length} tokens, more than the {budget.tokens} "
+            "the generation engine leaves for a prompt next to the completion budget: lower the generation "
+            "budget (--max-new-tokens) or use a model that takes longer sequences."
+        )
 
 
 class SeedingError(RuntimeError):
@@ -265,7 +263,7 @@ class _Collector:
         """One round: this rank proposes and validates its share; the valid tasks of all ranks are applied in order."""
         refs = [references() for _ in range(self.batch_size)]
         if self.budget is not None:
-            refs = [self.budget.fitting_references(spec, r, self.fmt) for r in refs]
+            refs = [self.budget.fitting_references(spec, r, self.fmt) or [zero_triplet()] for r in refs]
         completions = self.generate([spec.propose_prompt(r, self.fmt) for r in refs])
         failed: Counter = Counter()
         items = []
@@ -342,16 +340,13 @@ def generate_seed_tasks(
     :meth:`SeedPhase.shortfall`). ``specs`` (task type -> :class:`TaskSpec`) overrides the default task specs, e.g.
     with a trainer's parsing options. With several ``ranks``, call this on every rank: each proposes its share of
     every round and all end with the same tasks (files are written by the main process). With a ``prompt_budget``, a
-    prompt shows only the references that fit it (see :meth:`PromptBudget.fitting_references`).
+    prompt shows only the references that fit it (see :meth:`PromptBudget.fitting_references`); the caller checks
+    first that the zero triplet's prompts fit it (:func:`check_seed_prompt_budget`).
     """
     if max_rounds < 1 or patience < 1:
         raise ValueError(f"max_rounds and patience must be at least 1, got {max_rounds} and {patience}.")
-    specs = dict(specs or {})
-    for task_type in TASK_TYPES:
-        specs.setdefault(task_type, get_task_spec(task_type, num_inputs=num_inputs))
+    specs = seed_specs(num_inputs, specs)
     rng = random.Random(f"{seed}-rank{ranks.rank}")  # each rank draws its own references from the shared pool
-    if prompt_budget is not None:
-        prompt_budget.check([specs[t] for t in TASK_TYPES if t != "induction" or induction_output is not None], fmt)
     collector = _Collector(
         generate, executor, batch_size, max_rounds, patience, fmt, require_think, progress, ranks, prompt_budget
     )
@@ -362,7 +357,7 @@ def generate_seed_tasks(
     pool = [zero_triplet()] + existing  # the references grow as tasks arrive
     collector.collect(
         triplets,
-        specs=[specs["deduction"], specs["abduction"]],
+        specs=[specs[t] for t in SEED_TRIPLET_TYPES],
         references=lambda: rng.sample(pool, min(num_references, len(pool))),
         keys={t.key() for t in pool},
         to_row=_triplet_row,

@@ -16,13 +16,12 @@ from typing import Any
 
 from accelerate.utils import broadcast_object_list, gather_object
 
-from ..generation.prompt_budget import prompt_length
+from ..generation.prompt_budget import trainer_prompt_budget
 from ..tasks import TaskSpec
 from .generation import (
     SEED_INDUCTION_FILE,
     SEED_TASKS_FILE,
     SEEDING_METRICS,
-    PromptBudget,
     RankGroup,
     SeedingError,
     SeedReport,
@@ -45,7 +44,6 @@ def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:
         broadcast=lambda obj: broadcast_object_list([obj])[0],
     )
     with_induction = "induction" in args.task_types and args.seed_num_induction > 0
-    budget = trainer._prompt_token_budget()
     report = generate_seed_tasks(
         lambda prompts: trainer._sample(prompts)[3],
         trainer.executor,
@@ -65,7 +63,7 @@ def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:
         specs=specs,
         ranks=ranks,
         min_tasks=args.seed_min_tasks,
-        prompt_budget=None if budget is None else PromptBudget(budget, lambda prompt: prompt_length(trainer, prompt)),
+        prompt_budget=trainer_prompt_budget(trainer),  # checked with the trainer's prompts at start
     )
     _log(trainer, report)
     minimums = [(report.triplets, args.seed_min_tasks)]
