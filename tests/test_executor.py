@@ -299,6 +299,39 @@ def test_a_low_descriptor_limit_caps_the_programs_in_flight():
     assert (done.returncode, done.stdout) == (0, "300 0\n"), done.stderr[-2000:]
 
 
+def test_a_fork_the_kernel_refuses_costs_only_its_programs_verdict(tmp_path):
+    """Out of processes (a pids cgroup of 8 here), the template gives the programs it could not start a `crashed`
+    verdict and goes on, instead of dying and restarting; the programs it started get their real verdicts."""
+    import json
+    import subprocess
+    import sys
+
+    pids = Path("/sys/fs/cgroup/pids")
+    if not (pids / "cgroup.procs").exists() or not os.access(pids, os.W_OK):
+        pytest.skip("no writable pids cgroup (v1) on this machine")
+    group = pids / f"azr-test-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "pids.max").write_text("8")
+        code = (
+            f"import json, os\nopen({str(group / 'cgroup.procs')!r}, 'w').write(str(os.getpid()))\n"
+            "from azr_trl.executor import ExecJob, make_executor\n"
+            "with make_executor(max_in_flight=30) as ex:\n"
+            "    results = ex.run([ExecJob('def f(x):\\n    return x * 2', str(k)) for k in range(40)])\n"
+            "    print(json.dumps([[r.status.value, r.output, r.error] for r in results] + [ex.restarts]))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    finally:
+        group.rmdir()
+    assert done.returncode == 0, done.stderr[-2000:]
+    *results, restarts = json.loads(done.stdout)
+    assert restarts == 0
+    ran = [k for k, (status, output, _) in enumerate(results) if status == "ok" and output == str(2 * k)]
+    refused = [error for status, _, error in results if status == "crashed"]
+    assert ran and refused and len(ran) + len(refused) == 40
+    assert all("could not start the program" in error for error in refused)
+
+
 def test_set_order_is_the_same_across_processes(executor):
     job = ExecJob("def f(n):\n    return list({'k%d' % i for i in range(n)})", "40")
     first = executor.run([job])[0].output

@@ -379,24 +379,31 @@ class Template:
                 self.set_pipe_size(write_fd)
             prepared.append((job, entry[0], read_fd, write_fd))
         gc.freeze()  # O(1): the template's newer objects join the permanent generation, so no child's GC walks them
-        pids = []
+        pids, failure = [], None
         fork, append = os.fork, pids.append
-        for item in prepared:  # not unpacked: every object touched here is a page copied again after each fork
-            pid = fork()
-            if pid == 0:
-                try:  # the child closes every other descriptor, this group's pipe ends included, before the program
-                    run_child(item[0], item[1], item[3], self)
-                finally:
-                    os._exit(70)
-            append(pid)
+        try:
+            for item in prepared:  # not unpacked: every object touched here is a page copied again after each fork
+                pid = fork()
+                if pid == 0:
+                    try:  # the child closes every other descriptor, this group's pipe ends included, before the program
+                        run_child(item[0], item[1], item[3], self)
+                    finally:
+                        os._exit(70)
+                append(pid)
+        except OSError as err:  # no process left for the rest of the group (a process or memory limit)
+            failure = f"the sandbox could not start the program: {err}"
         start = time.monotonic()  # every child of the group gets at least its full time
         deadline = start + self.cfg["timeout"]
-        for (job, _, read_fd, write_fd), pid in zip(prepared, pids, strict=True):
+        for (job, _, read_fd, write_fd), pid in zip(prepared, pids, strict=False):
             os.close(write_fd)
             pidfd = os.pidfd_open(pid)  # readable once the child has exited: no SIGCHLD handling needed
             self.epoll.register(pidfd, select.EPOLLIN)
             self.children[pidfd] = [job[0], pid, read_fd, deadline, None, start]
             self.events.append(("s", job[0], pid))
+        for job, _, read_fd, write_fd in prepared[len(pids) :]:  # each costs its own verdict, never the template
+            os.close(read_fd)
+            os.close(write_fd)
+            self.events.append(("r", job[0], "crashed", None, failure, 0.0))
 
     def kill(self, pid):
         try:  # noqa: SIM105
