@@ -1,8 +1,9 @@
 """The parent's handle on the sandbox template process: how it is started, and the framed pipes to it.
 
 The template (``_sandbox.py``) runs from byte code compiled here: the interpreter is started with a tiny bootstrap
-(``-c``) that reads one frame holding the compiled template, its audit-hook policy and the configuration. Both pipes
-carry frames of a 4-byte big-endian length followed by ``marshal`` data.
+(``-c``) that reads one frame holding the compiled template, its per-program child (``_child.py``), the audit-hook
+policy (``_policy.py``) and the configuration. Both pipes carry frames of a 4-byte big-endian length followed by
+``marshal`` data.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 
 SANDBOX_SCRIPT = Path(__file__).with_name("_sandbox.py")
+CHILD_SCRIPT = Path(__file__).with_name("_child.py")
 POLICY_SCRIPT = Path(__file__).with_name("_policy.py")
 # What the sandbox interpreter runs (``-c``): read one frame, check the interpreter is this one (code objects travel as
 # marshal data), then run the compiled template as __main__. Plain tuples, bytes and dicts read the same in any Python 3.
@@ -34,14 +36,15 @@ def read(n):
             raise SystemExit("the parent closed the pipe before sending the sandbox")
         data += chunk
     return data
-version, sandbox, policy, config = marshal.loads(read(int.from_bytes(read(4), "big")))
+version, sandbox, child, policy, config = marshal.loads(read(int.from_bytes(read(4), "big")))
 if version != sys.hexversion:
     hello = marshal.dumps([("ready", os.getpid(), "", sys.hexversion)])
     os.write(1, len(hello).to_bytes(4, "big") + hello)
     raise SystemExit(0)
 namespace = {"__name__": "__main__", "__builtins__": __builtins__, "CONFIG": config}
-namespace["POLICY_CODE"], sandbox = marshal.loads(policy), marshal.loads(sandbox)
-del read, version, policy, config
+namespace["CHILD_CODE"], namespace["POLICY_CODE"] = marshal.loads(child), marshal.loads(policy)
+sandbox = marshal.loads(sandbox)
+del read, version, child, policy, config
 exec(sandbox, namespace)
 """
 _FRAME = struct.Struct(">I")
@@ -135,11 +138,11 @@ class TemplateProcess:
 
 
 @functools.cache
-def sandbox_code() -> tuple[bytes, bytes]:
-    """The template and its audit-hook policy, compiled here once and sent as marshal data."""
+def sandbox_code() -> tuple[bytes, bytes, bytes]:
+    """The template, its per-program child and the audit-hook policy, compiled here once and sent as marshal data."""
     return tuple(
         marshal.dumps(compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True))
-        for path in (SANDBOX_SCRIPT, POLICY_SCRIPT)
+        for path in (SANDBOX_SCRIPT, CHILD_SCRIPT, POLICY_SCRIPT)
     )
 
 
