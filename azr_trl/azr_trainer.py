@@ -96,7 +96,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         if not isinstance(args, AZRConfig):
             raise TypeError("AZRTrainer needs an AZRConfig as `args` (max_steps is required).")
         if isinstance(model, str):
-            from .default_model import resolve_model_path
+            from .offline_models import resolve_model_path
 
             model = resolve_model_path(model)
         if train_dataset is None:

@@ -271,7 +271,7 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
 
     from . import AZRTrainer
     from .azr_trainer import BUFFER_FILE
-    from .default_model import resolve_model_path
+    from .offline_models import resolve_model_path
     from .run_outputs.progress import AZRProgressCallback
     from .run_outputs.publish import merge_adapter, push_merged
 
@@ -405,7 +405,7 @@ def _model_name(training_args: AZRConfig) -> str:
 
 def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.launch") -> int:
     """Parse, validate and train; recipe errors become one line on stderr and exit code 2."""
-    from .default_model import DefaultModelUnavailableError
+    from .offline_models import OfflineModelUnavailableError
 
     try:
         script_args, training_args, model_args = parse_args(argv, prog=prog)
@@ -423,7 +423,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.launch") -
             return 0
     try:
         main(script_args, training_args, model_args)
-    except DefaultModelUnavailableError as err:
+    except OfflineModelUnavailableError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

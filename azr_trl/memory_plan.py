@@ -376,13 +376,13 @@ def _model_config(model_args, training_args):
     """The model's config without its weights: a local folder, the converted default model, or the Hub if reachable."""
     from transformers import AutoConfig
 
-    from .default_model import DEFAULT_MODEL_ALIAS, default_model_dir
+    from .offline_models import OFFLINE_MODELS, offline_model_dir
 
     name = model_args.model_name_or_path
-    if name == DEFAULT_MODEL_ALIAS:
-        name = str(default_model_dir())
+    if name in OFFLINE_MODELS:
+        alias, name = name, str(offline_model_dir(name))
         if not (Path(name) / "config.json").is_file():
-            return None, "the default model is not converted yet (`azr-trl model-path default`)"
+            return None, f"the model {alias} is not converted yet (`azr-trl model-path {alias}`)"
     try:
         config = AutoConfig.from_pretrained(
             name, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code

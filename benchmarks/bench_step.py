@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--mc", type=int, default=2, help="Monte-Carlo rollouts per valid proposal")
     args = parser.parse_args()
 
-    from azr_trl.default_model import resolve_model_path
+    from azr_trl.offline_models import resolve_model_path
 
     model_path = resolve_model_path("default")
     t0 = time.perf_counter()

@@ -39,9 +39,9 @@ def azr_trl_cache() -> Path:
 @pytest.fixture(scope="session")
 def default_model_path(azr_trl_cache: Path) -> Path:
     """The converted default model folder (converted on first use on this machine, then reused)."""
-    from azr_trl.default_model import default_model_path as _default_model_path
+    from azr_trl.offline_models import DEFAULT_MODEL_ALIAS, offline_model_path
 
-    return _default_model_path(azr_trl_cache)
+    return offline_model_path(DEFAULT_MODEL_ALIAS, azr_trl_cache)
 
 
 @pytest.fixture(scope="session")

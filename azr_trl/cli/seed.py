@@ -105,10 +105,10 @@ def _generator(path: str, args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
-    from azr_trl.default_model import resolve_model_path
     from azr_trl.executor import ExecutorError, make_executor
     from azr_trl.generation.generators import prompt_length
     from azr_trl.generation.prompt_budget import PromptBudget
+    from azr_trl.offline_models import resolve_model_path
     from azr_trl.run_outputs.prompt_format import trained_defaults
     from azr_trl.seeding.generation import check_seed_prompt_budget, generate_seed_tasks, seed_specs
     from azr_trl.tasks.prompts import resolve_prompt_format

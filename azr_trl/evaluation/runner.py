@@ -154,7 +154,7 @@ def load_benchmarks(
 
 def load_model(model: str, dtype: str = "auto", device: str | None = None):
     """Load a causal LM and its tokenizer for the HF backend (``default`` is the embedded SmolLM2-135M-Instruct)."""
-    from azr_trl.default_model import resolve_model_path
+    from azr_trl.offline_models import resolve_model_path
 
     path = resolve_model_path(model)
     try:
@@ -186,7 +186,7 @@ def evaluate_model(
     elif backend == "vllm":
         from transformers import AutoTokenizer
 
-        from azr_trl.default_model import resolve_model_path
+        from azr_trl.offline_models import resolve_model_path
 
         path = resolve_model_path(model)
         tokenizer = AutoTokenizer.from_pretrained(path)
