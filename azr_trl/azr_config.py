@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from .azr_config_checks import apply_preset, check_azr_fields, check_grpo_fields
+from .azr_config_checks import apply_preset, check_azr_fields, check_grpo_fields, check_task_options
 from .azr_config_docs import first_in_section, with_parameters_doc
 from .executor.types import REFERENCE_BANNED_MODULES, ExecutorConfig
 from .jsonl import parse_json_object
@@ -66,7 +66,19 @@ class AZRConfig(GRPOConfig):
     task_types: list[str] = first_in_section(
         "Parameters that control the self-play layout",
         default_factory=lambda: list(TASK_TYPES),
-        metadata={"help": "Task types to play: any of deduction, abduction, induction."},
+        metadata={
+            "help": "Task types to play: any of deduction, abduction, induction (the paper's), a task family such as "
+            "arithmetic (a constrained program space with its own seeds and held-out set), a task type registered "
+            "with azr_trl.tasks.register_task_type or an entry point of the group azr_trl.task_types, or "
+            "'package.module:ClassName' naming a TaskSpec subclass."
+        },
+    )
+    task_options: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": 'Constructor options per task type, e.g. `{"arithmetic": {"difficulty": 5, '
+            '"num_seed_tasks": 64}}` (a family\'s difficulty knob and seed count).'
+        },
     )
     propose_per_type: int = field(
         default=4,
@@ -328,6 +340,8 @@ class AZRConfig(GRPOConfig):
         check_azr_fields(self)
         self.intrinsic_rewards = parse_json_object(self.intrinsic_rewards, "intrinsic_rewards")
         self.executor_kwargs = parse_json_object(self.executor_kwargs, "executor_kwargs")
+        self.task_options = parse_json_object(self.task_options, "task_options") or {}
+        check_task_options(self)
 
         rows = self.rows_per_device
         if rows % self.per_device_train_batch_size != 0:
@@ -387,8 +401,9 @@ class AZRConfig(GRPOConfig):
 
     @property
     def seeds_from_model(self) -> bool:
-        """Whether training starts with the seeding phase (seed sizes set and no seed files)."""
-        return not self.seed_files and self.seed_num_tasks > 0
+        """Whether training starts with the seeding phase (seed sizes set, no seed files, and a paper task type trained:
+        the phase proposes deduction/abduction triplets; task families bring their own seeds)."""
+        return not self.seed_files and self.seed_num_tasks > 0 and any(t in TASK_TYPES for t in self.task_types)
 
     @property
     def rows_per_device(self) -> int:

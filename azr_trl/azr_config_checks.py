@@ -12,7 +12,7 @@ from .executor.types import EXECUTOR_KINDS
 from .seeding.generation import REFERENCE_SEED_MINIMUM
 from .tasks.parsing import ANSWER_EXTRACTIONS
 from .tasks.prompts import PROMPT_FORMAT_CHOICES
-from .tasks.task import TASK_TYPES
+from .tasks.registry import known_task_types, register_task_type, task_spec_class
 
 
 if TYPE_CHECKING:
@@ -69,9 +69,9 @@ def apply_preset(config: AZRConfig) -> None:
 
 def check_azr_fields(config: AZRConfig) -> None:
     """AZR settings that cannot work together, each refused with a message naming the field and a way out."""
-    unknown = [t for t in config.task_types if t not in TASK_TYPES]
-    if unknown or not config.task_types:
-        raise ValueError(f"task_types={config.task_types!r}: choose a non-empty subset of {list(TASK_TYPES)}.")
+    if not config.task_types:
+        raise ValueError(f"task_types is empty: choose some of {known_task_types()}.")
+    config.task_types = [_task_type_name(name) for name in config.task_types]
     if len(set(config.task_types)) != len(config.task_types):
         raise ValueError(f"task_types={config.task_types!r} lists a task type twice.")
     if "induction" in config.task_types and not {"deduction", "abduction"} & set(config.task_types):
@@ -128,6 +128,32 @@ def check_azr_fields(config: AZRConfig) -> None:
             f"mc_temperature={config.mc_temperature}: Monte-Carlo rollouts must be sampled (temperature > 0); "
             "greedy rollouts make every solve rate 0 or 1."
         )
+
+
+def _task_type_name(name: str) -> str:
+    """The task type ``name`` stands for; a ``module:Class`` spec is registered under its ``task_type``."""
+    try:
+        spec_class = task_spec_class(name)
+    except ValueError as err:
+        raise ValueError(f"task_types: {err}") from None
+    if spec_class.task_type != name:
+        register_task_type(spec_class)
+    return spec_class.task_type
+
+
+def check_task_options(config: AZRConfig) -> None:
+    """``task_options`` names trained task types and builds each of their specs (bad options fail here, not later)."""
+    for task_type, options in config.task_options.items():
+        if task_type not in config.task_types:
+            raise ValueError(f"task_options names {task_type!r}, which is not in task_types={config.task_types}.")
+        if not isinstance(options, dict):
+            raise ValueError(
+                f"task_options[{task_type!r}] must be a JSON object of constructor options, got {options!r}."
+            )
+        try:
+            task_spec_class(task_type)(**options)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"task_options[{task_type!r}]={options}: {err}") from None
 
 
 def check_grpo_fields(config: AZRConfig) -> None:

@@ -43,7 +43,7 @@ from .selfplay.intrinsic import compute_intrinsic
 from .selfplay.rewards import make_azr_reward_funcs
 from .selfplay.rollouts import Rollouts, propose_prompts, solve_prompts
 from .selfplay.step_metrics import PhaseTimer, StepRecord, log_step, propose_records, solve_records
-from .tasks import TASK_TYPES, get_task_spec, validate_candidates
+from .tasks import TASK_TYPES, TaskFamily, get_task_spec, validate_candidates
 from .tasks.prompts import resolve_prompt_format
 from .tasks.task import Task
 
@@ -178,11 +178,18 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
 
     # ------------------------------------------------------------------ set-up
     def _seed_buffer(self) -> None:
-        """Seed with the zero triplet, or with the seed files (re-validated; bad rows reported by line number)."""
+        """Seed with the task families' own seeds plus the zero tasks, or plus the seed files (re-validated; bad rows
+        reported by line number)."""
+        family_seeds = [
+            task
+            for spec in self.specs.values()
+            if isinstance(spec, TaskFamily)
+            for task in spec.with_outputs(self.executor, spec.seed_tasks(seed=self.args.seed))
+        ]
         if not self.args.seed_files:
-            self.buffer.add_seeds()
+            self.buffer.add_seeds(family_seeds)
             return
-        added, errors = self.buffer.seed_from_files(self.args.seed_files, self.executor)
+        added, errors = self.buffer.seed_from_files(self.args.seed_files, self.executor, extra_seeds=family_seeds)
         for error in errors:
             _warn_main(self, f"Skipped seed row {error}")
         _warn_main(self, f"Seeded the task buffer with {added} tasks from {self.args.seed_files}.")
@@ -451,10 +458,10 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
 
 
 def _task_spec(args: AZRConfig, task_type: str):
-    """The task spec of ``task_type`` with the config's parsing options."""
-    options = {}
+    """The task spec of ``task_type`` with the config's parsing options and its ``task_options``."""
+    options = dict(args.task_options.get(task_type, {}))
     if task_type == "induction":
-        options = {
+        options |= {
             "inputs_rule": args.induction_inputs,
             "reject_duplicate_inputs": args.reject_duplicate_inputs,
             "reject_message_leaks": args.reject_message_leaks,

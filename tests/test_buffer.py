@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from azr_trl.selfplay.buffer import TaskBuffer, zero_induction_task, zero_triplet
+from azr_trl.selfplay.buffer import TaskBuffer
+from azr_trl.tasks.task import zero_induction_task, zero_triplet
 from azr_trl.tasks import Task
 
 
@@ -204,7 +205,8 @@ def test_export_dataset_jsonl_and_card(tmp_path):
 def test_fingerprint_tracks_identical_buffers():
     from dataclasses import replace
 
-    from azr_trl.selfplay.buffer import TaskBuffer, zero_triplet
+    from azr_trl.selfplay.buffer import TaskBuffer
+    from azr_trl.tasks.task import zero_triplet
 
     first, second = TaskBuffer(seed=1), TaskBuffer(seed=2)
     first.add_seeds()

@@ -18,7 +18,8 @@ import torch
 from azr_trl import AZRTrainer
 from azr_trl.generation.prompt_budget import sample_references
 from azr_trl.selfplay.batch import build_training_batch
-from azr_trl.selfplay.buffer import TaskBuffer, zero_triplet
+from azr_trl.selfplay.buffer import TaskBuffer
+from azr_trl.tasks.task import zero_triplet
 from azr_trl.tasks import Task, get_task_spec
 
 from scripts.tiny_azr_run import length_reward, tiny_config

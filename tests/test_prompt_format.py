@@ -89,7 +89,7 @@ def test_eval_defaults_to_the_trained_format(r1_run, tmp_path):
 
 def test_seed_defaults_to_the_trained_format(r1_run, tmp_path, monkeypatch):
     import azr_trl.seeding.generation
-    from azr_trl.seeding.seed_files import zero_triplet
+    from azr_trl.tasks.task import zero_triplet
 
     used = {}
 

@@ -356,12 +356,70 @@ BENCHMARKS: dict[str, Benchmark] = {
 }  # fmt: skip
 
 
+FAMILY_PREFIX = "family:"
+
+
 def get_benchmark(name: str) -> Benchmark:
-    """Look up a registered benchmark; raises `KeyError` listing the known names."""
+    """Look up a registered benchmark, or a task family's held-out set (``family:<task type>[@<difficulty>]``);
+    raises `KeyError` listing the known names."""
+    if name.startswith(FAMILY_PREFIX):
+        return family_benchmark(name)
     try:
         return BENCHMARKS[name]
     except KeyError:
-        raise KeyError(f"Unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
+        raise KeyError(
+            f"Unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}, or {FAMILY_PREFIX}<task family>[@difficulty] "
+            "(a family's held-out tasks, e.g. family:arithmetic)"
+        ) from None
+
+
+def family_benchmark(name: str) -> Benchmark:
+    """The held-out set of a task family as a code-reasoning benchmark asked with the family's own solver prompt.
+
+    ``family:arithmetic`` uses the family's default difficulty, ``family:arithmetic@6`` difficulty 6. The tasks come
+    from the family's fixed held-out pool (never seeded into a buffer); their gold outputs are computed in the sandbox.
+    """
+    from azr_trl.tasks import TaskFamily, task_spec_class
+
+    family_name, _, difficulty = name.removeprefix(FAMILY_PREFIX).partition("@")
+    try:
+        spec_class = task_spec_class(family_name)
+    except ValueError as err:
+        raise KeyError(str(err)) from None
+    if not issubclass(spec_class, TaskFamily):
+        raise KeyError(f"{name!r}: {family_name!r} is not a task family (it has no held-out set).")
+    try:
+        family = spec_class(difficulty=int(difficulty) if difficulty else None)
+    except ValueError as err:
+        raise KeyError(f"{name!r}: {err}") from None
+    return Benchmark(
+        name,
+        f"{family.family_title} (held-out, difficulty {family.difficulty})",
+        CODE_REASONING,
+        f"the held-out pool of the {family.task_type} task family",
+        _CRUX_COLUMNS,
+        _cruxeval_item,
+        bundled=lambda: _family_rows(family),
+        task_type=family.task_type,
+    )
+
+
+def _family_rows(family) -> list[dict[str, Any]]:
+    """The family's held-out tasks with gold outputs computed in the sandbox (the generator's programs are ours, but
+    every program runs in the executor all the same)."""
+    from azr_trl.executor import ExecutorConfig, make_executor
+
+    with make_executor(ExecutorConfig()) as executor:
+        tasks = family.with_outputs(executor, family.heldout_tasks())  # a task the family refuses is skipped
+    return [
+        {
+            "id": f"{family.task_type}/{task.key()[:12]}",
+            "code": task.program,
+            "input": task.input,
+            "output": task.output,
+        }
+        for task in tasks
+    ]
 
 
 def parse_benchmark_list(spec: str | list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from accelerate.utils import gather_object
 
-from ..seeding.seed_files import zero_induction_task, zero_triplet
+from ..tasks.registry import zero_task
 from ..tasks.task import Task
 
 
@@ -193,13 +193,8 @@ def _skip(trainer: AZRTrainer, task: Task, role: str, task_type: str) -> None:
 
 
 def zero_reference(task_type: str) -> Task:
-    """The shortest reference: the zero triplet (an induction prompt shows a deduction program)."""
-    return zero_triplet("deduction" if task_type == "induction" else task_type)
-
-
-def zero_task(task_type: str) -> Task:
-    """The shortest task to solve: the zero triplet, or the zero induction task."""
-    return zero_induction_task() if task_type == "induction" else zero_triplet(task_type)
+    """The shortest reference: the zero task (an induction prompt shows a deduction program)."""
+    return zero_task("deduction" if task_type == "induction" else task_type)
 
 
 def _warn_once(trainer: AZRTrainer, what: tuple[str, str], message: str) -> None:

@@ -9,7 +9,14 @@ from typing import Any
 from transformers import TrainerCallback
 
 
-TASK_ABBREVIATIONS = {"deduction": "ded", "abduction": "abd", "induction": "ind"}
+TASK_ABBREVIATIONS = {"deduction": "ded", "abduction": "abd", "induction": "ind"}  # other task types: their name
+
+
+def task_types_in(keys) -> list[str]:
+    """The task types with ``azr/<task type>/propose|solve/...`` metrics among ``keys``: the paper's first, in their
+    order, then any other (a family, a plugin) by name."""
+    found = {key.split("/")[1] for key in keys if key.count("/") >= 3 and key.split("/")[2] in ("propose", "solve")}
+    return [t for t in TASK_ABBREVIATIONS if t in found] + sorted(found - set(TASK_ABBREVIATIONS))
 
 
 def format_step_line(logs: dict[str, Any], step: int, max_steps: int, seconds_per_step: float | None = None) -> str:
@@ -21,11 +28,11 @@ def format_step_line(logs: dict[str, Any], step: int, max_steps: int, seconds_pe
     parts = [f"step {step}/{max_steps}"]
     if seconds_per_step is not None:
         parts.append(f"{seconds_per_step:.1f}s/step")
-    tasks = [t for t in TASK_ABBREVIATIONS if any(k.startswith(f"azr/{t}/") for k in logs)]
+    tasks = task_types_in(logs)
     for task in tasks:
         propose = _fmt(logs.get(f"azr/{task}/propose/reward_mean"), "{:+.2f}")
         solve = _fmt(logs.get(f"azr/{task}/solve/reward_mean"), "{:+.2f}")
-        parts.append(f"{TASK_ABBREVIATIONS[task]} P {propose} S {solve}")
+        parts.append(f"{TASK_ABBREVIATIONS.get(task, task)} P {propose} S {solve}")
     valid = [logs[f"azr/{t}/propose/valid_rate"] for t in tasks if _number(logs.get(f"azr/{t}/propose/valid_rate"))]
     if valid:
         parts.append(f"valid {100 * sum(valid) / len(valid):.0f}%")

@@ -18,7 +18,8 @@ from typing import Any
 
 from ..seeding.generation import SEEDING_METRICS
 from ..tasks.parsing import blocks_with_tag, code_blocks, fenced_blocks
-from ..tasks.task import ROLES, TASK_TYPES
+from ..tasks.task import ROLES
+from .progress import task_types_in
 
 
 TIME_PHASES = ("generate_propose", "generate_mc", "generate_solve", "execute", "logprob", "optimize")
@@ -112,8 +113,7 @@ def seeding_entry(history: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def present_task_types(history: list[dict[str, Any]]) -> list[str]:
-    keys = {key for entry in history for key in entry}
-    return [t for t in TASK_TYPES if any(k.startswith(f"azr/{t}/") for k in keys)]
+    return task_types_in({key for entry in history for key in entry})
 
 
 #######

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..tasks import TASK_TYPES, Task, TaskSpec, get_task_spec, run_validation
-from .seed_files import load_seed_file, zero_triplet
+from ..tasks.task import zero_triplet
+from .seed_files import load_seed_file
 
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Seed tasks: the zero tasks and seed files (JSONL); the loop that has a model write seeds is in
+"""Seed tasks: seed files (JSONL) (the zero tasks are in :mod:`azr_trl.tasks.task`); the loop that has a model write seeds is in
 :mod:`azr_trl.seeding.generation`.
 
 Seed-file rows use the schema of ``azr-trl validate``: ``program`` + ``input`` for a deduction/abduction triplet (it
@@ -22,38 +22,6 @@ from ..tasks import TASK_TYPES, Task, get_task_spec, run_validation
 # varied programs, so a small model's first steps see more than the identity function.
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 BUILTIN_SEED_FILES: tuple[str, ...] = ("seed_tasks.jsonl", "seed_induction.jsonl")
-
-ZERO_PROGRAM = "def f(a):\n    return a\n"
-ZERO_INPUT = "'Hello world'"
-# The reference's zero induction item with literal inputs (its `dict(a=1, b=2)` is a call, which we never accept).
-ZERO_INDUCTION_INPUTS = (
-    "'Hello world'",
-    "1",
-    "{'a': 1, 'b': 2}",
-    "(1.1, 1.2, 1.3)",
-    "'[[1, 0, 0], [0, 0, 0], [0, 0, 0]]'",
-    "1001101100010001",
-)
-ZERO_INDUCTION_OUTPUTS = ZERO_INDUCTION_INPUTS  # the identity's output is its argument's repr
-ZERO_MESSAGE = "Write a function that returns its input unchanged."
-
-
-def zero_triplet(task_type: str = "deduction") -> Task:
-    """The identity program on ``'Hello world'``: the seed of an empty deduction/abduction buffer."""
-    return Task(task_type=task_type, program=ZERO_PROGRAM, input=ZERO_INPUT, output=ZERO_INPUT, pinned=True)
-
-
-def zero_induction_task() -> Task:
-    """The identity program with six inputs of different types: the seed of an empty induction buffer."""
-    return Task(
-        task_type="induction",
-        program=ZERO_PROGRAM,
-        inputs=list(ZERO_INDUCTION_INPUTS),
-        outputs=list(ZERO_INDUCTION_OUTPUTS),
-        message=ZERO_MESSAGE,
-        pinned=True,
-    )
-
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Seed files

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tasks.task import ROLES, TASK_TYPES
+from ..tasks.task import ROLES
 
 
 def baseline_group_ids(task_types: list[str], roles: list[str], baseline: str = "task_role") -> torch.Tensor:
@@ -17,7 +17,10 @@ def baseline_group_ids(task_types: list[str], roles: list[str], baseline: str = 
     single group (plain REINFORCE++ whitening over the batch).
     """
     if baseline == "task_role":
-        ids = [TASK_TYPES.index(t) * len(ROLES) + ROLES.index(r) for t, r in zip(task_types, roles, strict=True)]
+        # Any task type (families and plugins included): ids in sorted (task type, role) order, the same on every rank.
+        pairs = list(zip(task_types, roles, strict=True))
+        index = {pair: i for i, pair in enumerate(sorted(set(pairs)))}
+        ids = [index[pair] for pair in pairs]
     elif baseline == "role":
         ids = [ROLES.index(r) for r in roles]
     elif baseline == "global":

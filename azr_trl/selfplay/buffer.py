@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..seeding.seed_files import load_seed_file, resolve_seed_files, zero_induction_task, zero_triplet
+from ..seeding.seed_files import load_seed_file, resolve_seed_files
 from ..tasks.parsing import input_shape
+from ..tasks.registry import is_task_type, known_task_types, zero_task
 from ..tasks.task import TASK_TYPES, Task
 from . import buffer_export
 
@@ -29,7 +30,7 @@ REFERENCE_STRATEGIES = ("uniform", "recency")
 TOO_LONG_ROLES = ("propose", "solve")  # a task too long to show as a propose-prompt reference / in a solve prompt
 SOLVE_STRATEGIES = ("max_new", "uniform")
 
-__all__ = ["TaskBuffer", "load_seed_file", "zero_induction_task", "zero_triplet"]
+__all__ = ["TaskBuffer", "load_seed_file"]
 
 RngLike = random.Random | int | None
 
@@ -45,9 +46,9 @@ class TaskBuffer:
     """
 
     def __init__(self, task_types: Sequence[str] = TASK_TYPES, max_size: int = 16384, seed: int = 0):
-        unknown = [t for t in task_types if t not in TASK_TYPES]
+        unknown = [t for t in task_types if not is_task_type(t)]
         if unknown or not task_types:
-            raise ValueError(f"task_types={list(task_types)!r}: choose a non-empty subset of {list(TASK_TYPES)}.")
+            raise ValueError(f"task_types={list(task_types)!r}: choose a non-empty subset of {known_task_types()}.")
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size}.")
         self.task_types: tuple[str, ...] = tuple(dict.fromkeys(task_types))
@@ -113,22 +114,24 @@ class TaskBuffer:
     def add_seeds(self, tasks: Iterable[Task] | None = None, pin: bool = True) -> int:
         """Add seed tasks at step 0 (pinned by default); types this buffer does not hold are ignored.
 
-        Any buffer still empty afterwards gets its zero task: the identity triplet ``f(a) = a`` on ``'Hello world'``
-        for deduction/abduction, and the identity with six inputs of different types for induction. Returns the
+        Any buffer still empty afterwards gets its task type's zero task (``TaskSpec.zero_task``): the identity
+        triplet ``f(a) = a`` on ``'Hello world'`` for deduction/abduction, the identity with six inputs of different
+        types for induction, a family's smallest task for a family. Returns the
         number of tasks added.
         """
         tasks = [replace(t, pinned=pin) for t in (tasks or ()) if t.task_type in self._tasks]
         count = sum(self.add(tasks, 0))
         for task_type in self.task_types:
             if not self._tasks[task_type]:
-                zero = zero_induction_task() if task_type == "induction" else zero_triplet(task_type)
+                zero = zero_task(task_type)
                 count += sum(self.add([replace(zero, pinned=pin)], 0))
         return count
 
     def seed_from_files(
-        self, paths: Sequence[str | os.PathLike], executor: Any, **spec_kwargs: Any
+        self, paths: Sequence[str | os.PathLike], executor: Any, extra_seeds: Sequence[Task] = (), **spec_kwargs: Any
     ) -> tuple[int, list[str]]:
-        """Re-validate and add the rows of JSONL seed files (then zero tasks for empty types).
+        """Re-validate and add the rows of JSONL seed files, with ``extra_seeds`` (validated seeds from elsewhere, e.g.
+        a task family's), then zero tasks for empty types.
 
         ``builtin`` stands for the seed files shipped with the package. Returns ``(tasks added, errors)``; each error
         names the file and line. Raises ``ValueError`` when files were given but not one row is valid, because
@@ -144,7 +147,7 @@ class TaskBuffer:
         if paths and not tasks:
             details = "; ".join(errors[:5]) or "the files are empty"
             raise ValueError(f"No valid seed task in {[str(p) for p in paths]}: {details}")
-        return self.add_seeds(tasks), errors
+        return self.add_seeds([*tasks, *extra_seeds]), errors
 
     def _append(self, task_type: str, task: Task, key: str) -> None:
         self._tasks[task_type].append(task)

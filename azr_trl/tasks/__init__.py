@@ -1,4 +1,5 @@
-"""AZR task types: deduction, abduction and induction, each for the propose and the solve role.
+"""AZR task types: deduction, abduction and induction, each for the propose and the solve role, and task families
+(constrained program spaces such as ``arithmetic``) registered by name.
 
 ```python
 spec = get_task_spec("deduction", num_inputs=10, reject_multiple_functions=False)
@@ -10,48 +11,23 @@ task, verdict = validate_candidates(executor, [(spec, proposal.candidate)])[0]
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from azr_trl.executor.types import REFERENCE_BANNED_MODULES
-
 from .base import Prompt, Proposal, SolverAnswer, TaskSpec, run_validation, validate_candidates
+from .families import ArithmeticFamily, TaskFamily
 from .induction import InductionSpec, split_pairs
 from .prompts import PROMPT_FORMATS, prompt_text
+from .registry import get_task_spec, is_task_type, known_task_types, register_task_type, task_spec_class
 from .task import ROLES, TASK_TYPES, Task
 from .triplet import AbductionSpec, DeductionSpec
 
 
-_SPECS: dict[str, type[TaskSpec]] = {
-    "deduction": DeductionSpec,
-    "abduction": AbductionSpec,
-    "induction": InductionSpec,
-}
-
-
-def get_task_spec(
-    task_type: str,
-    num_inputs: int = 10,
-    reject_multiple_functions: bool = False,
-    banned_modules: Sequence[str] = REFERENCE_BANNED_MODULES,
-    **kwargs: Any,
-) -> TaskSpec:
-    """The :class:`TaskSpec` of ``task_type`` (``deduction``, ``abduction`` or ``induction``).
-
-    Extra keyword arguments (``rename_entry``, ``strip_top_level_code``) go to the spec's constructor.
-    """
-    if task_type not in _SPECS:
-        raise ValueError(f"Unknown task type {task_type!r}: use one of {list(TASK_TYPES)}.")
-    return _SPECS[task_type](
-        num_inputs=num_inputs,
-        reject_multiple_functions=reject_multiple_functions,
-        banned_modules=banned_modules,
-        **kwargs,
-    )
-
-
 __all__ = [
     "PROMPT_FORMATS",
+    "ArithmeticFamily",
+    "TaskFamily",
+    "is_task_type",
+    "known_task_types",
+    "register_task_type",
+    "task_spec_class",
     "ROLES",
     "TASK_TYPES",
     "AbductionSpec",

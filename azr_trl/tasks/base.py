@@ -10,7 +10,7 @@ from typing import Any
 from azr_trl.executor.types import REFERENCE_BANNED_MODULES, ExecJob, ExecResult
 
 from .parsing import ANSWER_EXTRACTIONS, Block, ProgramOptions, fenced_blocks, read_envelope
-from .task import Task
+from .task import Task, zero_triplet
 
 
 Prompt = str | list[dict[str, Any]]
@@ -95,6 +95,12 @@ class TaskSpec(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_inputs={self.num_inputs})"
+
+    @classmethod
+    def zero_task(cls) -> Task:
+        """The smallest valid task of this type (with its gold output): what an empty buffer starts from, and what
+        the shortest prompts are measured on. The paper's triplet types start from the identity program."""
+        return zero_triplet(cls.task_type)
 
     # ----- propose -----
     @abc.abstractmethod

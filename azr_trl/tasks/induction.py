@@ -17,7 +17,7 @@ from azr_trl.executor.values import literal_equal
 from .base import Prompt, Proposal, SolverAnswer, TaskSpec, check_lengths
 from .parsing import blocks_with_tag, code_blocks, input_shape, prepare_input, prepare_program
 from .prompts import INPUT_MARKER, fence, program_requirements, render
-from .task import Task
+from .task import Task, zero_induction_task
 
 
 def split_pairs(task: Task) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -65,6 +65,10 @@ class InductionSpec(TaskSpec):
         self.inputs_rule = inputs_rule
         self.reject_duplicate_inputs = reject_duplicate_inputs
         self.reject_message_leaks = reject_message_leaks
+
+    @classmethod
+    def zero_task(cls) -> Task:
+        return zero_induction_task()
 
     # ----- propose -----
     def propose_prompt(self, references: Sequence[Task], fmt: str) -> Prompt:

@@ -54,3 +54,36 @@ class Task:
             inputs = input_shape(self.input or "")
         digest = hashlib.sha256(f"{program_shape(self.program)}\n\x00\n{inputs}".encode())
         return digest.hexdigest()[:32]
+
+
+# The zero tasks: what an empty buffer of a paper task type starts from (the reference seeds the identity program).
+ZERO_PROGRAM = "def f(a):\n    return a\n"
+ZERO_INPUT = "'Hello world'"
+# The reference's zero induction item with literal inputs (its `dict(a=1, b=2)` is a call, which we never accept).
+ZERO_INDUCTION_INPUTS = (
+    "'Hello world'",
+    "1",
+    "{'a': 1, 'b': 2}",
+    "(1.1, 1.2, 1.3)",
+    "'[[1, 0, 0], [0, 0, 0], [0, 0, 0]]'",
+    "1001101100010001",
+)
+ZERO_INDUCTION_OUTPUTS = ZERO_INDUCTION_INPUTS  # the identity's output is its argument's repr
+ZERO_MESSAGE = "Write a function that returns its input unchanged."
+
+
+def zero_triplet(task_type: str = "deduction") -> Task:
+    """The identity program on ``'Hello world'``: the seed of an empty deduction/abduction buffer."""
+    return Task(task_type=task_type, program=ZERO_PROGRAM, input=ZERO_INPUT, output=ZERO_INPUT, pinned=True)
+
+
+def zero_induction_task() -> Task:
+    """The identity program with six inputs of different types: the seed of an empty induction buffer."""
+    return Task(
+        task_type="induction",
+        program=ZERO_PROGRAM,
+        inputs=list(ZERO_INDUCTION_INPUTS),
+        outputs=list(ZERO_INDUCTION_OUTPUTS),
+        message=ZERO_MESSAGE,
+        pinned=True,
+    )
