@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from azr_trl.selfplay.buffer import TaskBuffer
-from azr_trl.tasks.task import zero_induction_task, zero_triplet
 from azr_trl.tasks import Task
+from azr_trl.tasks.task import zero_induction_task, zero_triplet
 
 
 def _task(i: int, task_type: str = "deduction", step: int = 1) -> Task:

@@ -19,8 +19,8 @@ from azr_trl import AZRTrainer
 from azr_trl.generation.prompt_budget import sample_references
 from azr_trl.selfplay.batch import build_training_batch
 from azr_trl.selfplay.buffer import TaskBuffer
-from azr_trl.tasks.task import zero_triplet
 from azr_trl.tasks import Task, get_task_spec
+from azr_trl.tasks.task import zero_triplet
 
 from scripts.tiny_azr_run import length_reward, tiny_config
 from tiny import make_tiny_model, make_tiny_tokenizer

@@ -9,8 +9,8 @@ import pytest
 
 from azr_trl.seeding.generation import generate_seed_tasks
 from azr_trl.seeding.seed_files import load_seed_file
-from azr_trl.tasks.task import zero_triplet
 from azr_trl.tasks import Task, get_task_spec, prompt_text
+from azr_trl.tasks.task import zero_triplet
 
 
 @pytest.fixture(scope="module")
