@@ -37,7 +37,7 @@ from .generation.vllm_server import VLLMServerUnavailableError, guard_vllm_serve
 from .run_outputs.prompt_format import model_card_section, save_prompt_format
 from .seeding.generation import SEED_TRIPLET_TYPES
 from .selfplay.advantages import baseline_group_ids, task_relative_advantages
-from .selfplay.batch import build_training_batch
+from .selfplay.batch import build_training_batch, groups_by_length, split_micro_batches
 from .selfplay.buffer import TaskBuffer
 from .selfplay.intrinsic import compute_intrinsic
 from .selfplay.rewards import make_azr_reward_funcs
@@ -403,6 +403,19 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
 
         self._seeding_pending = False
         run_seeding_phase(self, {t: self.specs.get(t) or _task_spec(self.args, t) for t in TASK_TYPES})
+
+    # ------------------------------------------------------------------ micro-batches
+    def _prepare_inputs(self, generation_batch: dict[str, Any]) -> dict[str, Any]:
+        """GRPO's buffering of one generation round into micro-batches, each trimmed of the padding no row of it
+        needs, with rows of similar length grouped when that leaves the gradient unchanged (see
+        `split_micro_batches`)."""
+        if not self.model.training:
+            return super()._prepare_inputs(generation_batch)
+        micro_batches = self.args.steps_per_generation
+        if self._step % (micro_batches * self.num_iterations) == 0 or self._buffered_inputs is None:
+            batch = self._generate_and_score_completions(generation_batch)
+            self._buffered_inputs = split_micro_batches(batch, micro_batches, groups_by_length(self.args))
+        return self._buffered_inputs[self._step % micro_batches]
 
     # ------------------------------------------------------------------ timing
     def training_step(self, model, inputs, num_items_in_batch):

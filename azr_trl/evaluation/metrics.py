@@ -66,3 +66,31 @@ def aggregate_scores(scores: Mapping[str, float]) -> dict[str, float]:
     if out:
         out["total"] = sum(out.values()) / len(out)
     return out
+
+
+def paired_difference(
+    before: Sequence[float], after: Sequence[float], confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``after - before`` over paired items with a percentile bootstrap interval: ``(mean, low, high)``.
+
+    The items (not the samples) are resampled, as for a before/after comparison on one fixed set of tasks.
+    """
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    if len(before) != len(after) or not before:
+        raise ValueError(f"need the same non-zero number of paired items, got {len(before)} and {len(after)}")
+    a, b = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    mean = float((b - a).mean())
+    if np.all(b - a == mean):  # no spread to resample: the interval is the point
+        return mean, mean, mean
+    result = bootstrap(
+        (a, b),
+        lambda x, y, axis=-1: (y - x).mean(axis=axis),
+        paired=True,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        random_state=seed,
+    )
+    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)

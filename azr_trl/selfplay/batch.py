@@ -135,3 +135,54 @@ def _importance_sampling_metrics(trainer, old, sampled, ratio, clipped, mask) ->
         ("sampling/importance_sampling_ratio/clipped_fraction", (counts[0] / counts[1].clamp(min=1)).item()),
         ("sampling/masked_token_fraction", (counts[2] / counts[3].clamp(min=1)).item()),
     ]
+
+
+# Loss types whose gradient over one optimizer step does not depend on which rows share a micro-batch: each
+# micro-batch's loss is a sum of per-row terms over a normaliser that is the same for every micro-batch.
+_ORDER_FREE_LOSSES = ("dapo", "dr_grpo", "grpo")
+_PER_TOKEN_KEYS = ("old_per_token_logps", "ref_per_token_logps", "sampling_per_token_logps")
+
+
+def split_micro_batches(batch: dict[str, Any], num_micro_batches: int, group_by_length: bool) -> list[dict[str, Any]]:
+    """Cut one generation round's rows into micro-batches, each trimmed to its own longest prompt and completion.
+
+    GRPO shuffles the rows and keeps every micro-batch as wide as the round's longest prompt plus its longest
+    completion, so a solve row next to a propose row pays for the propose prompt's length. With
+    ``group_by_length`` (safe when the round's micro-batches all feed one optimizer step and the loss is
+    order-free), rows are sorted by length first, so rows of similar length share a micro-batch; otherwise they are
+    shuffled as GRPO does. Trimming drops only columns that are padding in every row of the micro-batch, so the loss
+    and its gradient are unchanged (rotary positions are relative; padding is masked).
+    """
+    rows = batch["prompt_ids"].size(0)
+    if group_by_length:
+        lengths = batch["prompt_mask"].sum(dim=1) + batch["completion_mask"].sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+    else:
+        order = torch.randperm(rows)
+    size = rows // num_micro_batches
+    return [_trimmed(batch, order[i * size : (i + 1) * size]) for i in range(num_micro_batches)]
+
+
+def _trimmed(batch: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
+    """The rows ``index`` of ``batch``, without the prompt columns left of every row's prompt and the completion
+    columns right of every row's loss mask (a completion masked whole, e.g. a truncated one, adds nothing to the loss
+    either way)."""
+    part = {
+        key: value[index.to(value.device)] if isinstance(value, torch.Tensor) and value.ndim > 0 else value
+        for key, value in batch.items()
+    }
+    prompt_columns = part["prompt_mask"].any(dim=0).nonzero()
+    first = int(prompt_columns[0]) if prompt_columns.numel() else part["prompt_mask"].size(1) - 1
+    part["prompt_ids"], part["prompt_mask"] = part["prompt_ids"][:, first:], part["prompt_mask"][:, first:]
+    completion_columns = part["completion_mask"].any(dim=0).nonzero()
+    width = int(completion_columns[-1]) + 1 if completion_columns.numel() else 1
+    for key in ("completion_ids", "completion_mask", "importance_sampling_ratio", *_PER_TOKEN_KEYS):
+        value = part.get(key)
+        if isinstance(value, torch.Tensor) and value.ndim == 2 and value.size(1) > 1:
+            part[key] = value[:, :width]
+    return part
+
+
+def groups_by_length(args) -> bool:
+    """Whether a round's rows may be grouped by length: one optimizer step per round and an order-free loss."""
+    return args.gradient_accumulation_steps == args.steps_per_generation and args.loss_type in _ORDER_FREE_LOSSES

@@ -46,12 +46,16 @@ def resolve_prompt_format(prompt_format: str, require_think: bool | None, tokeni
     return fmt, (fmt == "r1") if require_think is None else bool(require_think)
 
 
-def render(content: str, fmt: str) -> str | list[dict[str, Any]]:
-    """Wrap task ``content`` in prompt format ``fmt`` (``"r1"`` or ``"chat"``)."""
+def render(content: str, fmt: str, chat_note: str = _CHAT_FORMAT_NOTE) -> str | list[dict[str, Any]]:
+    """Wrap task ``content`` in prompt format ``fmt`` (``"r1"`` or ``"chat"``).
+
+    ``chat_note`` ends a chat prompt with how to lay out the reply (the r1 template says it in its preamble); a task
+    whose content already shows a worked reply passes its own, shorter note.
+    """
     if fmt == "r1":
         return _R1_TEMPLATE.format(content=content.strip())
     if fmt == "chat":
-        return [{"role": "user", "content": content.strip() + "\n\n" + _CHAT_FORMAT_NOTE}]
+        return [{"role": "user", "content": content.strip() + "\n\n" + chat_note}]
     raise ValueError(f"Unknown prompt format {fmt!r}: use one of {list(PROMPT_FORMATS)}.")
 
 

@@ -29,6 +29,9 @@ from ..task import Task
 from ..triplet import DeductionSpec
 
 
+_SOLVE_NOTE = "Reply as in the example: your trace inside <think> </think>, then the output inside <answer> </answer>."
+
+
 class TaskFamily(DeductionSpec, abc.ABC):
     """A deduction-style task type over a constrained program space (see the module docstring).
 
@@ -181,7 +184,9 @@ class TaskFamily(DeductionSpec, abc.ABC):
                 f"Input: f({task.input})",
             ]
         )
-        return render(content, fmt)
+        # The example shows the reply's layout; the generic note's "<think> reasoning here </think>" placeholder is
+        # what small models copy instead of reasoning, so the chat prompt ends with this instead.
+        return render(content, fmt, chat_note=_SOLVE_NOTE)
 
     def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
         """The value inside ``<answer>``: its last fenced block when there is one, else the whole content."""
