@@ -118,8 +118,9 @@ def test_score_math_on_a_local_file():
 # ----- registry and loaders -----
 def test_registry_covers_the_issue_benchmarks():
     expected = {
-        "cruxeval_o", "cruxeval_i", "livecodebench_execution", "humaneval", "humaneval_plus", "mbpp_plus",
-        "lcb_generation", "aime24", "aime25", "amc23", "math500", "olympiadbench", "minerva",
+        "cruxeval_o", "cruxeval_i", "azr_crux_o", "azr_crux_i", "livecodebench_execution", "humaneval",
+        "humaneval_plus", "mbpp_plus", "lcb_generation", "aime24", "aime25", "amc23", "math500", "olympiadbench",
+        "minerva",
     }  # fmt: skip
     assert expected <= set(BENCHMARKS)
     assert get_benchmark("cruxeval_o").task_type == "deduction"

