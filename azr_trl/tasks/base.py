@@ -105,7 +105,8 @@ class TaskSpec(abc.ABC):
             reject_multiple_functions=reject_multiple_functions,
             strip_top_level_code=strip_top_level_code,
         )
-        # The solver's program is cleaned the same way, but a solver is never punished for writing helpers.
+        # Under strict the solver's program is cleaned the same way (never punished for helpers); the reference reader
+        # runs it as written.
         self.solver_program_options = ProgramOptions(rename_entry=rename_entry, strip_top_level_code=True)
 
     def __repr__(self) -> str:
