@@ -7,7 +7,8 @@ TORCH_VERSION ?= 2.13.0
 DEMO_RECIPE ?= recipes/smollm2-135m/cpu_demo.yaml
 DEMO_OUTPUT ?= outputs/smollm2-135m-cpu-demo
 PYTEST_ARGS ?=
-# A checkout of the reference AZR repository: `make bench` then runs its executor side by side (needs the bench extra).
+# A checkout of the reference AZR repository: `make bench` then runs its executor and its reward code side by side with
+# ours (needs the bench extra).
 REFERENCE_DIR ?=
 # `make test-vllm` runs the real-engine tests (tests/vllm_engines/) in an environment of their own: the project plus the CPU
 # build of vLLM. The main venv never gets vLLM.
@@ -58,6 +59,7 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_executor.py $(if $(REFERENCE_DIR),--reference-dir $(REFERENCE_DIR))
+	$(if $(REFERENCE_DIR),$(BIN)/python benchmarks/bench_reference_parity.py --reference-dir $(REFERENCE_DIR))
 	$(BIN)/python benchmarks/bench_step.py
 
 clean:

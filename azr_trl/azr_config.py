@@ -58,8 +58,8 @@ class AZRConfig(GRPOConfig):
         default="paper",
         metadata={
             "help": "`paper` or `reference` (the reference code's behaviour): the values of trivial_task_reward, "
-            "advantage_weighting, induction_inputs, reject_duplicate_inputs, reject_message_leaks, seed_num_tasks and "
-            "seed_num_induction when they are not set."
+            "advantage_weighting, induction_inputs, reject_duplicate_inputs, reject_message_leaks, seed_num_tasks, "
+            "seed_num_induction, require_think and call_wrapped_inputs when they are not set."
         },
     )
 
@@ -157,14 +157,26 @@ class AZRConfig(GRPOConfig):
     )
     require_think: bool | None = field(
         default=None,
-        metadata={"help": "Whether a completion needs a <think> block to be well formatted; None: r1 yes, chat no."},
+        metadata={
+            "help": "Whether a completion needs a <think> block to be well formatted; None: r1 yes, chat no (preset "
+            "paper), yes (preset reference)."
+        },
     )
     answer_extraction: str = field(
         default="reference",
         metadata={
-            "help": "Where a deduction/abduction answer is read: `reference` (the fenced block, else an Output:/Input: "
-            "line, an <output>/<input> tag, 'the output is ...', else the whole <answer> text, as the reference code "
-            "does) or `strict` (the fenced block only; no block is a format error). Monte-Carlo rollouts use the same."
+            "help": "Where the parts of a completion are read, for both roles and the Monte-Carlo rollouts: "
+            "`reference` (where the reference code reads them: up to the next `Assistant:`, its format regex, its "
+            "fence patterns and fallbacks, see the README) or `strict` (fenced blocks only; a missing block is a "
+            "format error)."
+        },
+    )
+    call_wrapped_inputs: str | None = field(
+        default=None,
+        metadata={
+            "help": "An input written as a call, `f(x)`, in a proposal or an abduction answer: `unwrap` reads the "
+            "input x (paper preset); `nest` keeps the call, which runs as f(f(x)) as in the reference's templates "
+            "(reference preset). None: from the preset."
         },
     )
     reject_multiple_functions: bool = field(

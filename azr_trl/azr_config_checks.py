@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from .executor.types import EXECUTOR_KINDS
 from .seeding.generation import REFERENCE_SEED_MINIMUM
-from .tasks.parsing import ANSWER_EXTRACTIONS
+from .tasks.base import CALL_WRAPPED_INPUTS
 from .tasks.prompts import PROMPT_FORMAT_CHOICES
+from .tasks.reading import ANSWER_EXTRACTIONS
 from .tasks.registry import known_task_types, register_task_type, task_spec_class
 
 
@@ -30,6 +31,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "reject_message_leaks": True,  # the prompt forbids copying the program into the message
         "seed_num_tasks": 0,  # start from the zero triplet
         "seed_num_induction": 0,
+        "require_think": None,  # by prompt format: r1 yes, chat no
+        "call_wrapped_inputs": "unwrap",  # an input written f(x) (proposal or abduction answer) is the input x
     },
     "reference": {
         "trivial_task_reward": -0.5,  # reward manager: -0.5 for a valid task with solve rate 0 or 1
@@ -39,12 +42,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "reject_message_leaks": False,  # not checked
         "seed_num_tasks": 256,  # data_len 64 x seed_batch_factor 4
         "seed_num_induction": 256,
+        "require_think": True,  # its format regex wants <think>...</think> before <answer>, whatever the prompt
+        "call_wrapped_inputs": "nest",  # its templates run an input written f(x) as f(f(x))
     },
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "answer_extraction": ANSWER_EXTRACTIONS,
+    "call_wrapped_inputs": CALL_WRAPPED_INPUTS,
     "induction_inputs": ("exact", "last_n"),
     "prompt_format": PROMPT_FORMAT_CHOICES,
     "baseline": ("task_role", "role", "global"),

@@ -320,7 +320,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             texts = self._sample(prompts, num_generations=n, temperature=self.args.mc_temperature)[3]
             repeated = [t for t in tasks for _ in range(n)]
             answers = [
-                self.specs[t.task_type].parse_answer(x, require_think=False)
+                self.specs[t.task_type].parse_answer(x, require_think=False, monte_carlo=True)
                 for t, x in zip(repeated, texts[: len(repeated)], strict=True)
             ]
         # Through the executor thread: the solver's verification may still be running there, and the executor takes
@@ -485,6 +485,7 @@ def _task_spec(args: AZRConfig, task_type: str):
         reject_multiple_functions=args.reject_multiple_functions,
         banned_modules=tuple(args.banned_modules),
         answer_extraction=args.answer_extraction,
+        call_wrapped_inputs=args.call_wrapped_inputs,
         **options,
     )
 

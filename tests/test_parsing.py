@@ -8,15 +8,8 @@ import pytest
 import yaml
 
 from azr_trl.tasks import Task, get_task_spec
-from azr_trl.tasks.parsing import (
-    ProgramOptions,
-    fenced_blocks,
-    input_shape,
-    prepare_input,
-    prepare_program,
-    program_shape,
-    read_envelope,
-)
+from azr_trl.tasks.parsing import ProgramOptions, input_shape, prepare_input, prepare_program, program_shape
+from azr_trl.tasks.reading import fenced_blocks, get_reader
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "completions"
@@ -34,7 +27,7 @@ SOLVE_CASES = _load("solve.yaml")
 @pytest.mark.parametrize("task_type", ["deduction", "abduction"])
 @pytest.mark.parametrize("case", TRIPLET_CASES, ids=[c["name"] for c in TRIPLET_CASES])
 def test_triplet_proposal_fixtures(case, task_type):
-    spec = get_task_spec(task_type)
+    spec = get_task_spec(task_type, answer_extraction=case.get("extraction", "reference"))
     proposal = spec.parse_proposal(case["completion"], [], require_think=case["require_think"])
     expect = case["expect"]
     assert proposal.format_ok is expect["format_ok"], proposal
@@ -55,7 +48,7 @@ def test_triplet_proposal_fixtures(case, task_type):
 
 @pytest.mark.parametrize("case", INDUCTION["cases"], ids=[c["name"] for c in INDUCTION["cases"]])
 def test_induction_proposal_fixtures(case):
-    spec = get_task_spec("induction", num_inputs=4)
+    spec = get_task_spec("induction", num_inputs=4, answer_extraction=case.get("extraction", "reference"))
     reference = Task("deduction", INDUCTION["program"], input="'ab', 1", output="'ba'")
     proposal = spec.parse_proposal(case["completion"], [reference], require_think=case["require_think"])
     expect = case["expect"]
@@ -107,8 +100,8 @@ def test_induction_parse_needs_the_program():
         ("<think>plan</think>\n<answer>x</answer>", False, True, None, "x"),
     ],
 )
-def test_read_envelope(completion, require_think, ok, error, answer):
-    env = read_envelope(completion, require_think)
+def test_strict_envelope(completion, require_think, ok, error, answer):
+    env = get_reader("strict").envelope(completion, require_think)
     assert (env.format_ok, env.error, env.answer) == (ok, error, answer)
 
 
@@ -237,11 +230,11 @@ def test_answer_extraction_table_covers_every_task_type():
     cases = EXTRACTION["cases"]
     for task_type in ("deduction", "abduction", "induction"):
         assert sum(c["task_type"] == task_type for c in cases) >= 15, task_type
-    # The extractions differ only for deduction/abduction: unfenced but formatted answers are graded, not -1.
+    # The extractions differ for every task type (unfenced answers graded; programs run as written).
     differ = {c["task_type"] for c in cases if c["reference"]["reward"] != c["strict"]["reward"]}
-    assert differ == {"deduction", "abduction"}
+    assert differ == {"deduction", "abduction", "induction"}
 
 
 def test_extraction_rejects_unknown_mode():
-    with pytest.raises(ValueError, match="answer_extraction"):
+    with pytest.raises(ValueError, match="answer extraction"):
         get_task_spec("deduction", answer_extraction="loose")

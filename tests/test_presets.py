@@ -117,9 +117,12 @@ def test_fields_set_explicitly_override_the_preset():
         reject_message_leaks=True,
         seed_num_tasks=0,
         seed_num_induction=0,
+        call_wrapped_inputs="unwrap",
+        require_think=False,
     )
     for name, value in PRESETS["paper"].items():
-        assert getattr(config, name) == value
+        # require_think's paper value, None, means "by prompt format": a run sets true or false explicitly instead
+        assert getattr(config, name) == (False if name == "require_think" else value)
     assert make(trivial_task_reward=-0.5).trivial_task_reward == -0.5  # and under the paper preset
 
 
@@ -130,6 +133,23 @@ def test_answer_extraction_reaches_the_specs():
     assert _task_spec(PAPER, "deduction").parse_answer(completion, False).answer == "7"
     strict = _task_spec(make(answer_extraction="strict"), "deduction").parse_answer(completion, False)
     assert (strict.format_ok, strict.answer) == (False, None)
+
+
+def test_reference_preset_needs_a_think_block_in_chat_too():
+    from azr_trl.tasks.prompts import resolve_prompt_format
+
+    assert resolve_prompt_format("chat", REFERENCE.require_think, None) == ("chat", True)
+    assert resolve_prompt_format("chat", PAPER.require_think, None) == ("chat", False)
+    assert resolve_prompt_format("r1", PAPER.require_think, None) == ("r1", True)
+
+
+def test_call_wrapped_inputs_reach_the_specs():
+    completion = "<answer>```input\nf([1, 3])\n```</answer>"
+    assert _task_spec(PAPER, "abduction").parse_answer(completion, False).answer == "[1, 3]"
+    assert _task_spec(REFERENCE, "abduction").parse_answer(completion, False).answer == "f([1, 3])"
+    proposal = "<answer>```python\ndef f(x):\n    return x\n```\n```input\nf(2)\n```</answer>"
+    assert _task_spec(REFERENCE, "deduction").parse_proposal(proposal, [], False).candidate.input == "f(2)"
+    assert _task_spec(PAPER, "deduction").parse_proposal(proposal, [], False).candidate.input == "2"
 
 
 # ----- settings that cannot work -----

@@ -217,7 +217,7 @@ def test_propose_validate_solve_roundtrip(executor):
     answers = [SolverAnswer(True, "[1, 3, 1]"), SolverAnswer(True, "[1, 3]"), SolverAnswer(True, "[2]")]
     assert abd.verify(executor, [task_a] * 3, answers) == [True, True, False]
     assert abd.verify(executor, [task_a], [SolverAnswer(True, "__import__('os')")]) == [False]
-    good = ind.parse_answer(_complete("```python\ndef rot(w, k):\n    return w[k:] + w[:k]\n```"))
+    good = ind.parse_answer(_complete("```python\ndef f(w, k):\n    return w[k:] + w[:k]\n```"))
     half = ind.parse_answer(_complete("```python\ndef f(w, k):\n    return 'llohe' if k == 2 else w\n```"))
     assert ind.verify(executor, [task_i, task_i], [good, half]) == [True, False]
     assert ind.score(executor, [task_i, task_i], [good, half]) == [1.0, 0.5]

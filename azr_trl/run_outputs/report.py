@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..seeding.generation import SEEDING_METRICS
-from ..tasks.parsing import blocks_with_tag, code_blocks, fenced_blocks
+from ..tasks.reading import blocks_with_tag, code_blocks, fenced_blocks
 from ..tasks.task import ROLES
 from .progress import task_types_in
 

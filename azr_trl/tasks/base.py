@@ -9,11 +9,17 @@ from typing import Any
 
 from azr_trl.executor.types import REFERENCE_BANNED_MODULES, ExecJob, ExecResult
 
-from .parsing import ANSWER_EXTRACTIONS, Block, ProgramOptions, fenced_blocks, read_envelope
+from .parsing import ProgramOptions, unwrap_call
+from .reading import get_reader
 from .task import Task, zero_triplet
 
 
 Prompt = str | list[dict[str, Any]]
+
+# An input written as a call, ``f(x)``: ``unwrap`` reads the input ``x``; ``nest`` keeps the call, which then runs as
+# ``f(f(x))`` as the reference's templates run it.
+CALL_WRAPPED_INPUTS: tuple[str, ...] = ("unwrap", "nest")
+NESTED_ENTRY = "_azr_f_of_f"
 
 
 @dataclass
@@ -59,10 +65,13 @@ class TaskSpec(abc.ABC):
         banned_modules: modules listed as forbidden in the propose prompt (the executor enforces its own list).
         rename_entry: ``"last"``/``"first"`` top-level function renamed to ``f`` when there is no ``f``; ``None``
             rejects such programs.
-        strip_top_level_code: drop example calls/prints and ``__main__`` blocks from proposed programs.
-        answer_extraction: how a deduction/abduction solver answer is found inside ``<answer>``: ``"reference"`` (the
-            fenced block, then the reference code's fallbacks) or ``"strict"`` (the fenced block only). See
-            :func:`~azr_trl.tasks.parsing.extract_answer_value`.
+        strip_top_level_code: drop example calls/prints and ``__main__`` blocks from proposed programs; None: only
+            under ``answer_extraction="strict"`` (the reference runs a program as written).
+        answer_extraction: where the parts of a completion are read, for both roles and the Monte-Carlo rollouts:
+            ``"reference"`` (where the reference code reads them) or ``"strict"`` (fenced blocks only). See
+            :mod:`azr_trl.tasks.reading`.
+        call_wrapped_inputs: an input written as a call, ``f(x)`` (a proposal's input, an abduction answer):
+            ``"unwrap"`` reads ``x``; ``"nest"`` keeps the call, run as ``f(f(x))`` like the reference runs it.
     """
 
     task_type: str = ""
@@ -73,12 +82,18 @@ class TaskSpec(abc.ABC):
         reject_multiple_functions: bool = False,
         banned_modules: Sequence[str] = REFERENCE_BANNED_MODULES,
         rename_entry: str | None = "last",
-        strip_top_level_code: bool = True,
+        strip_top_level_code: bool | None = None,
         answer_extraction: str = "reference",
+        call_wrapped_inputs: str = "unwrap",
     ):
-        if answer_extraction not in ANSWER_EXTRACTIONS:
-            raise ValueError(f"answer_extraction={answer_extraction!r}: use one of {list(ANSWER_EXTRACTIONS)}.")
+        self.reader = get_reader(answer_extraction)
         self.answer_extraction = answer_extraction
+        if call_wrapped_inputs not in CALL_WRAPPED_INPUTS:
+            raise ValueError(f"call_wrapped_inputs={call_wrapped_inputs!r}: use one of {list(CALL_WRAPPED_INPUTS)}.")
+        self.keep_calls = call_wrapped_inputs == "nest"
+        if strip_top_level_code is None:
+            # The reference runs a proposed program as written, example calls and prints included.
+            strip_top_level_code = answer_extraction != "reference"
         if rename_entry not in ("last", "first", None):
             raise ValueError(f"rename_entry={rename_entry!r}: use 'last', 'first' or None.")
         if num_inputs < 2:
@@ -90,7 +105,8 @@ class TaskSpec(abc.ABC):
             reject_multiple_functions=reject_multiple_functions,
             strip_top_level_code=strip_top_level_code,
         )
-        # The solver's program is cleaned the same way, but a solver is never punished for writing helpers.
+        # Under strict the solver's program is cleaned the same way (never punished for helpers); the reference reader
+        # runs it as written.
         self.solver_program_options = ProgramOptions(rename_entry=rename_entry, strip_top_level_code=True)
 
     def __repr__(self) -> str:
@@ -107,9 +123,19 @@ class TaskSpec(abc.ABC):
     def propose_prompt(self, references: Sequence[Task], fmt: str) -> Prompt:
         """The proposer prompt. Deduction/abduction: K reference triplets; induction: ``[one program task]``."""
 
-    @abc.abstractmethod
     def parse_proposal(self, completion: str, references: Sequence[Task], require_think: bool = True) -> Proposal:
-        """Read a proposer completion into a candidate task (no gold output yet)."""
+        """Read a proposer completion into a candidate task (no gold output yet): its envelope, then its answer.
+
+        A completion whose think/answer tags are wrong gets no candidate, however good its answer.
+        """
+        envelope = self.reader.envelope(completion, require_think)
+        if not envelope.format_ok:
+            return Proposal(False, envelope.error)
+        return self.read_proposal(envelope.answer or "", references)
+
+    @abc.abstractmethod
+    def read_proposal(self, answer: str, references: Sequence[Task]) -> Proposal:
+        """Read the ``<answer>`` text of a proposal into a candidate task (its envelope is not looked at)."""
 
     @abc.abstractmethod
     def validation_jobs(self, candidate: Task) -> list[ExecJob]:
@@ -125,8 +151,9 @@ class TaskSpec(abc.ABC):
         """The solver prompt for a validated task."""
 
     @abc.abstractmethod
-    def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        """Read a solver completion."""
+    def parse_answer(self, completion: str, require_think: bool = True, monte_carlo: bool = False) -> SolverAnswer:
+        """Read a solver completion; ``monte_carlo``: a rollout that only measures a proposal's solve rate (no format
+        requirement; see :meth:`~azr_trl.tasks.reading.CompletionReader.envelope`)."""
 
     @abc.abstractmethod
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
@@ -136,12 +163,14 @@ class TaskSpec(abc.ABC):
         """Per-answer score in [0, 1]: 1.0/0.0 from :meth:`verify` (induction: the fraction of hidden pairs matched)."""
         return [float(ok) for ok in self.verify(executor, tasks, answers)]
 
-    # ----- shared helpers -----
-    @staticmethod
-    def _answer_blocks(completion: str, require_think: bool) -> tuple[bool, str | None, list[Block]]:
-        envelope = read_envelope(completion, require_think)
-        blocks = fenced_blocks(envelope.answer) if envelope.answer is not None else []
-        return envelope.format_ok, envelope.error, blocks
+
+def call_job(program: str, input_src: str, **options: Any) -> ExecJob:
+    """The executor job that calls ``f`` on an argument list; one kept as a call, ``f(args)``, runs ``f(f(args))``."""
+    inner = unwrap_call(input_src)
+    if inner is None:
+        return ExecJob(program, input_src, **options)
+    nested = f"{program.rstrip()}\n\n\ndef {NESTED_ENTRY}(*args):\n    return f(f(*args))\n"
+    return ExecJob(nested, inner, entry=NESTED_ENTRY, **options)
 
 
 def run_validation(

@@ -14,8 +14,8 @@ from azr_trl.executor.base import Executor
 from azr_trl.executor.types import ExecJob, ExecResult
 from azr_trl.executor.values import literal_equal
 
-from .base import Prompt, Proposal, SolverAnswer, TaskSpec, check_lengths
-from .parsing import blocks_with_tag, code_blocks, input_shape, prepare_input, prepare_program
+from .base import Prompt, Proposal, SolverAnswer, TaskSpec, call_job, check_lengths
+from .parsing import import_lines, input_shape, prepare_input, prepare_program
 from .prompts import INPUT_MARKER, fence, program_requirements, render
 from .task import Task, zero_induction_task
 
@@ -117,36 +117,33 @@ class InductionSpec(TaskSpec):
     def parse_proposal(self, completion: str, references: Sequence[Task] = (), require_think: bool = True) -> Proposal:
         if not references:
             raise ValueError("Parsing an induction proposal needs the reference task holding the program.")
+        return super().parse_proposal(completion, references, require_think)
+
+    def read_proposal(self, answer: str, references: Sequence[Task] = ()) -> Proposal:
+        if not references:
+            raise ValueError("Parsing an induction proposal needs the reference task holding the program.")
         program = references[0].program
-        format_ok, error, blocks = self._answer_blocks(completion, require_think)
-        if error is not None:
-            return Proposal(False, error)
-        input_blocks = blocks_with_tag(blocks, "input")
-        messages = blocks_with_tag(blocks, "message")
-        if not input_blocks:
+        input_texts, message = self.reader.inputs_and_message(answer)
+        if not input_texts:
             return Proposal(False, "missing_input")
-        if not messages or not messages[0].body.strip():
+        if message is None:
             return Proposal(False, "missing_message")
-        if len(input_blocks) < self.num_inputs or (
-            self.inputs_rule == "exact" and len(input_blocks) > self.num_inputs
-        ):
-            return Proposal(format_ok, "wrong_input_count")
-        input_blocks = input_blocks[-self.num_inputs :]
+        if len(input_texts) < self.num_inputs or (self.inputs_rule == "exact" and len(input_texts) > self.num_inputs):
+            return Proposal(True, "wrong_input_count")
         inputs: list[str] = []
-        for block in input_blocks:
-            src, error = prepare_input(block.body)
+        for text in input_texts[-self.num_inputs :]:
+            src, error = prepare_input(text, keep_call=self.keep_calls)
             if src is None:
-                return Proposal(format_ok, error)
+                return Proposal(True, error)
             inputs.append(src)
         if self.reject_duplicate_inputs and len({input_shape(src) for src in inputs}) != len(inputs):
-            return Proposal(format_ok, "duplicate_inputs")
-        message = messages[0].body.strip()
+            return Proposal(True, "duplicate_inputs")
         if self.reject_message_leaks and _leaks_program(message, program):
-            return Proposal(format_ok, "message_leaks_program")
-        return Proposal(format_ok, None, Task(task_type="induction", program=program, inputs=inputs, message=message))
+            return Proposal(True, "message_leaks_program")
+        return Proposal(True, None, Task(task_type="induction", program=program, inputs=inputs, message=message))
 
     def validation_jobs(self, candidate: Task) -> list[ExecJob]:
-        return [ExecJob(program=candidate.program, input=src) for src in candidate.inputs]
+        return [call_job(candidate.program, src) for src in candidate.inputs]
 
     def finish_validation(self, candidate: Task, results: Sequence[ExecResult]) -> tuple[Task | None, str]:
         if len(results) != len(candidate.inputs):
@@ -198,21 +195,31 @@ class InductionSpec(TaskSpec):
         )
         return render(content, fmt)
 
-    def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        format_ok, error, blocks = self._answer_blocks(completion, require_think)
-        code = code_blocks(blocks)
-        if not code:
-            return SolverAnswer(False, None, error or "missing_program")
+    def parse_answer(self, completion: str, require_think: bool = True, monte_carlo: bool = False) -> SolverAnswer:
+        envelope = self.reader.envelope(completion, require_think, monte_carlo)
+        code = self.reader.answer_program(envelope.answer) if envelope.answer is not None else None
+        if code is None:
+            return SolverAnswer(False, None, envelope.error or "missing_program")
+        if self.answer_extraction == "reference":
+            # Run as written, as the reference does: no renamed entry function, no dropped example calls.
+            return SolverAnswer(envelope.format_ok, code, envelope.error)
         # A program that fails cleaning stays as written: well formatted, and the executor will reject it.
-        program, _ = prepare_program(code[-1].body, self.solver_program_options)
-        return SolverAnswer(format_ok, program if program is not None else code[-1].body, error)
+        program, _ = prepare_program(code, self.solver_program_options)
+        return SolverAnswer(envelope.format_ok, program if program is not None else code, envelope.error)
 
     def score(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[float]:
         """Fraction of hidden pairs each answer reproduces (one executor batch)."""
         hidden = [split_pairs(t)[1] for t in tasks]
+        programs = [a.answer for a in answers]
+        if self.answer_extraction == "reference":
+            # The reference runs an answer below the gold program's import lines: `math.floor` needs no import.
+            programs = [
+                None if p is None else "\n".join([*import_lines(t.program), p])
+                for p, t in zip(programs, tasks, strict=True)
+            ]
         return verify_induction(
             executor,
-            [a.answer for a in answers],
+            programs,
             [[src for src, _ in pairs] for pairs in hidden],
             [[out for _, out in pairs] for pairs in hidden],
         )
@@ -242,7 +249,7 @@ def verify_induction(
         if program is None or not inputs:
             continue
         spans.append((i, len(jobs), len(inputs)))
-        jobs.extend(ExecJob(program, x, check_banned=True, determinism_runs=1) for x in inputs)
+        jobs.extend(call_job(program, x, check_banned=True, determinism_runs=1) for x in inputs)
     results = executor.run(jobs)
     scores = [0.0] * len(answer_programs)
     for i, first, count in spans:

@@ -1,7 +1,8 @@
-"""Reading model completions: the think/answer envelope, fenced blocks, program clean-up and literal inputs.
+"""Checking what a completion holds: program clean-up, literal inputs, and the normal forms used for dedup.
 
-Nothing here executes model text. Programs are only parsed (``ast.parse``/``tokenize``); inputs are parsed as Python
-literals by the executor's size-capped ``parse_args``.
+Where those parts are in a completion is :mod:`azr_trl.tasks.reading`'s concern. Nothing here executes model text.
+Programs are only parsed (``ast.parse``/``tokenize``); inputs are parsed as Python literals by the executor's
+size-capped ``parse_args``.
 """
 
 from __future__ import annotations
@@ -13,164 +14,13 @@ import tokenize
 from dataclasses import dataclass
 
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-
 # Programs and inputs beyond these sizes are rejected before any parsing (ast.parse of huge text is slow).
 MAX_PROGRAM_CHARS = 20_000
 MAX_INPUT_CHARS = 5_000
 # Real programs nest a few dozen levels; deeper ASTs are hostile to every recursive tool that reads them.
 MAX_AST_DEPTH = 100
 
-# Fence tags that name the content of a block; anything else on the opening line is treated as content.
-_KNOWN_TAGS = re.compile(r"(?i)^(python3?|py|input(_\d+)?|output(_\d+)?|message)$")
-_STRICT_ENVELOPE = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _CALL_WRAPPER = re.compile(r"^f\s*\((.*)\)$", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """The ``<think>``/``<answer>`` structure of one completion.
-
-    ``answer`` is the text after the last ``<answer>`` up to the next ``</answer>`` (or the end of the text when it is
-    unclosed), extracted even when the format is wrong so callers can still look at it (e.g. Monte-Carlo rollouts).
-    """
-
-    format_ok: bool
-    answer: str | None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced block: ``tag`` is the lower-cased language tag (``""`` when absent)."""
-
-    tag: str
-    body: str
-
-
-def last_answer(text: str) -> str | None:
-    """Content of the last ``<answer>`` (to the end of ``text`` if it is not closed), or ``None``."""
-    start = text.rfind(ANSWER_OPEN)
-    if start < 0:
-        return None
-    start += len(ANSWER_OPEN)
-    end = text.find(ANSWER_CLOSE, start)
-    return text[start:] if end < 0 else text[start:end]
-
-
-def read_envelope(completion: str, require_think: bool) -> Envelope:
-    """Check the think/answer tags of a completion and extract the answer.
-
-    With ``require_think`` the completion must be ``<think> ... </think> <answer> ... </answer>`` (trailing text
-    allowed). The ``r1`` prompt ends inside an open ``<think>``, so a completion that does not start with ``<think>``
-    is read as if it did: the model only has to close it. Without ``require_think`` a ``<think>`` block is optional,
-    but when one is opened it must be closed before the final ``<answer>``.
-    """
-    answer = last_answer(completion)
-    answer_at = completion.rfind(ANSWER_OPEN)
-    if answer_at < 0:
-        return Envelope(False, None, "missing_answer")
-    if completion.find(ANSWER_CLOSE, answer_at) < 0:
-        return Envelope(False, answer, "unclosed_answer")
-    if require_think:
-        text = completion if completion.lstrip().startswith(THINK_OPEN) else THINK_OPEN + completion
-        if THINK_CLOSE not in text:
-            return Envelope(False, answer, "missing_think")
-        if not _STRICT_ENVELOPE.match(text):
-            return Envelope(False, answer, "misordered_tags")
-        return Envelope(True, answer)
-    before = completion[:answer_at]
-    think_at = before.find(THINK_OPEN)
-    if think_at >= 0 and before.find(THINK_CLOSE, think_at) < 0:
-        return Envelope(False, answer, "unclosed_think")
-    return Envelope(True, answer)
-
-
-def fenced_blocks(text: str) -> list[Block]:
-    """All ```` ``` ```` fenced blocks of ``text`` in order.
-
-    The opening line may carry a tag (```` ```python ````, ```` ```input ````, ```` ```output_3 ````...). An opening line
-    with anything else on it is treated as inline content (```` ```'abc'``` ````). An unclosed last fence is ignored.
-    """
-    blocks: list[Block] = []
-    pos = 0
-    while True:
-        start = text.find("```", pos)
-        if start < 0:
-            return blocks
-        end = text.find("```", start + 3)
-        if end < 0:
-            return blocks
-        inner = text[start + 3 : end]
-        first_line, newline, rest = inner.partition("\n")
-        tag = first_line.strip()
-        if newline and (not tag or _KNOWN_TAGS.match(tag)):
-            blocks.append(Block(tag.lower(), rest.rstrip("\n").rstrip()))
-        elif not newline and _KNOWN_TAGS.match(tag.split(" ", 1)[0]) and " " in tag:
-            # ```input 'abc'``` on one line
-            name, _, body = tag.partition(" ")
-            blocks.append(Block(name.lower(), body.strip()))
-        else:
-            blocks.append(Block("", inner.strip("\n").rstrip()))
-        pos = end + 3
-
-
-def blocks_with_tag(blocks: list[Block], *tags: str) -> list[Block]:
-    """The blocks whose tag is one of ``tags`` (lower case)."""
-    return [b for b in blocks if b.tag in tags]
-
-
-def code_blocks(blocks: list[Block]) -> list[Block]:
-    """Blocks tagged as Python, or untagged."""
-    return blocks_with_tag(blocks, "python", "python3", "py", "")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Solver answers (deduction / abduction)
-
-ANSWER_EXTRACTIONS: tuple[str, ...] = ("reference", "strict")
-
-_FIELD_LINE = {
-    kind: re.compile(rf"(?im)^[ \t]*(?:#+[ \t]*)?{kind}[ \t]*:[ \t]*(.*?)(?=\n[ \t]*\n|\n```|\Z)", re.DOTALL)
-    for kind in ("input", "output")
-}
-_FIELD_TAG = {kind: re.compile(rf"(?is)<{kind}>\s*(.*?)\s*(?:</{kind}>|\Z)") for kind in ("input", "output")}
-_FIELD_PHRASE = {kind: re.compile(rf"(?im)\bthe {kind} is\b[ \t]*:?(.*)$") for kind in ("input", "output")}
-
-
-def _clean_inline(text: str) -> str:
-    """Strip the decoration around a value written in prose: spaces, one pair of backticks, a final period."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == "`":
-        text = text.strip("`").strip()
-    if text.endswith(".") and not text.endswith(".."):
-        text = text[:-1].rstrip()
-    return text
-
-
-def extract_answer_value(answer: str, kind: str, extraction: str = "reference") -> str | None:
-    """The ``input`` or ``output`` value inside the text of an ``<answer>``, or None when there is none.
-
-    ``strict``: the last fenced block tagged ``kind`` only. ``reference`` (the reference code's solver parser, the
-    default): the last such block; else an ``Input:``/``Output:`` line (``#`` optional, up to a blank line or a
-    fence); else an ``<input>``/``<output>`` tag; else "the input/output is ...", the last one in the text; else the
-    whole answer text. In ``reference`` mode a well formatted answer therefore always yields a value to grade.
-    """
-    if kind not in ("input", "output"):
-        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}.")
-    if extraction not in ANSWER_EXTRACTIONS:
-        raise ValueError(f"Unknown answer extraction {extraction!r}: use one of {list(ANSWER_EXTRACTIONS)}.")
-    blocks = blocks_with_tag(fenced_blocks(answer), kind)
-    if blocks:
-        return blocks[-1].body.strip()
-    if extraction == "strict":
-        return None
-    for pattern in (_FIELD_LINE[kind], _FIELD_TAG[kind], _FIELD_PHRASE[kind]):
-        matches = [m.group(1) for m in pattern.finditer(answer) if _clean_inline(m.group(1))]
-        if matches:
-            return _clean_inline(matches[-1])
-    return answer.strip()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -319,6 +169,26 @@ def program_shape(program: str) -> str:
     return ast.dump(tree, annotate_fields=False)
 
 
+def import_lines(program: str) -> list[str]:
+    """Every import statement of ``program``, nested ones included, as one line each (``from m import a as b``).
+
+    The reference puts these lines of the gold program above an induction answer before running it, so an answer that
+    uses ``math`` without importing it still runs.
+    """
+    tree = parse_program(program)
+    if tree is None:
+        return []
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in node.names)
+            if isinstance(node, ast.Import):
+                lines.append(f"import {names}")
+            else:
+                lines.append(f"from {'.' * node.level}{node.module or ''} import {names}")
+    return lines
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Inputs
 
@@ -329,16 +199,18 @@ def _parse_args(src: str) -> tuple | None:
     return parse_args(src)
 
 
-def prepare_input(text: str) -> tuple[str | None, str | None]:
+def prepare_input(text: str, keep_call: bool = False) -> tuple[str | None, str | None]:
     """Check that ``text`` is the argument list of one call: Python literals separated by commas.
 
-    A wrapping ``f(...)`` call is unwrapped. Returns ``(input, None)`` with the stripped source text, or ``(None,
-    error)`` with ``error`` one of ``empty_input``, ``input_too_long``, ``invalid_input``.
+    A wrapping ``f(...)`` call is unwrapped, or with ``keep_call`` kept around the checked arguments (``f(args)``,
+    which runs as ``f(f(args))``, see :func:`~azr_trl.tasks.base.call_job`). Returns ``(input, None)`` with the
+    stripped source text, or ``(None, error)`` with ``error`` one of ``empty_input``, ``input_too_long``,
+    ``invalid_input``.
     """
     src = text.strip()
-    match = _CALL_WRAPPER.match(src)
-    if match:
-        src = match.group(1).strip()
+    inner = unwrap_call(src)
+    if inner is not None:
+        src = inner
     if not src:
         return None, "empty_input"
     if len(src) > MAX_INPUT_CHARS:
@@ -346,7 +218,13 @@ def prepare_input(text: str) -> tuple[str | None, str | None]:
     args = _parse_args(src)
     if not args:  # None (not literals) or () (no argument: f needs at least one)
         return None, "invalid_input"
-    return src, None
+    return (f"f({src})" if keep_call and inner is not None else src), None
+
+
+def unwrap_call(text: str) -> str | None:
+    """The argument text of an answer written as a call, ``f(...)``; ``None`` when it is not one."""
+    match = _CALL_WRAPPER.match(text.strip())
+    return match.group(1).strip() if match else None
 
 
 def canonical_repr(value: object) -> str:

@@ -14,8 +14,8 @@ from azr_trl.executor.checks import parse_args
 from azr_trl.executor.types import ExecJob, ExecResult
 from azr_trl.executor.values import literal_equal
 
-from .base import Prompt, Proposal, SolverAnswer, TaskSpec, check_lengths
-from .parsing import blocks_with_tag, code_blocks, extract_answer_value, prepare_input, prepare_program, read_envelope
+from .base import Prompt, Proposal, SolverAnswer, TaskSpec, call_job, check_lengths
+from .parsing import prepare_input, prepare_program, unwrap_call
 from .prompts import banned_words_line, fence, program_requirements, render, snippet
 from .task import Task
 
@@ -80,26 +80,22 @@ class _TripletSpec(TaskSpec):
             lines += [snippet(i, r.program, r.input, r.output) for i, r in enumerate(references)]
         return render("\n".join(lines), fmt)
 
-    def parse_proposal(self, completion: str, references: Sequence[Task] = (), require_think: bool = True) -> Proposal:
-        format_ok, error, blocks = self._answer_blocks(completion, require_think)
-        if error is not None:
-            return Proposal(False, error)
-        code = code_blocks(blocks)
-        inputs = blocks_with_tag(blocks, "input")
-        if not code:
+    def read_proposal(self, answer: str, references: Sequence[Task] = ()) -> Proposal:
+        code, input_text = self.reader.program_and_input(answer)
+        if code is None:
             return Proposal(False, "missing_program")
-        if not inputs:
+        if input_text is None:
             return Proposal(False, "missing_input")
-        program, error = prepare_program(code[0].body, self.program_options)
+        program, error = prepare_program(code, self.program_options)
         if program is None:
-            return Proposal(format_ok, error)
-        input_src, error = prepare_input(inputs[0].body)
+            return Proposal(True, error)
+        input_src, error = prepare_input(input_text, keep_call=self.keep_calls)
         if input_src is None:
-            return Proposal(format_ok, error)
-        return Proposal(format_ok, None, Task(task_type=self.task_type, program=program, input=input_src))
+            return Proposal(True, error)
+        return Proposal(True, None, Task(task_type=self.task_type, program=program, input=input_src))
 
     def validation_jobs(self, candidate: Task) -> list[ExecJob]:
-        return [ExecJob(program=candidate.program, input=candidate.input or "")]
+        return [call_job(candidate.program, candidate.input or "")]
 
     def finish_validation(self, candidate: Task, results: Sequence[ExecResult]) -> tuple[Task | None, str]:
         if len(results) != 1:
@@ -139,12 +135,12 @@ class _TripletSpec(TaskSpec):
         )
         return render(content, fmt)
 
-    def _read_answer(self, completion: str, require_think: bool):
-        """The completion's envelope and the text of its answer block (None when there is none)."""
-        envelope = read_envelope(completion, require_think)
+    def _read_answer(self, completion: str, require_think: bool, monte_carlo: bool):
+        """The completion's envelope and the text of its predicted value (None when there is none)."""
+        envelope = self.reader.envelope(completion, require_think, monte_carlo)
         if envelope.answer is None:
             return envelope, None
-        return envelope, extract_answer_value(envelope.answer, self._answer_block, self.answer_extraction)
+        return envelope, self.reader.answer_value(envelope.answer, self._answer_block)
 
 
 class DeductionSpec(_TripletSpec):
@@ -162,8 +158,8 @@ class DeductionSpec(_TripletSpec):
     )
     _shown, _answer_block, _answer_example = "input", "output", "{'total': 7, 'names': ['Ada', 'Linus']}"
 
-    def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        envelope, answer = self._read_answer(completion, require_think)
+    def parse_answer(self, completion: str, require_think: bool = True, monte_carlo: bool = False) -> SolverAnswer:
+        envelope, answer = self._read_answer(completion, require_think, monte_carlo)
         if envelope.format_ok and answer is None:
             return SolverAnswer(False, None, "missing_output")
         return SolverAnswer(envelope.format_ok, answer, envelope.error)
@@ -187,12 +183,12 @@ class AbductionSpec(_TripletSpec):
     )
     _shown, _answer_block, _answer_example = "output", "input", "'some text', [1, 2, 3]"
 
-    def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        envelope, text = self._read_answer(completion, require_think)
+    def parse_answer(self, completion: str, require_think: bool = True, monte_carlo: bool = False) -> SolverAnswer:
+        envelope, text = self._read_answer(completion, require_think, monte_carlo)
         if text is None:
             return SolverAnswer(False, None, envelope.error or "missing_input")
         # An answer that is not a literal argument list stays as written: it is well formatted, just wrong.
-        src, _ = prepare_input(text)
+        src, _ = prepare_input(text, keep_call=self.keep_calls)
         return SolverAnswer(envelope.format_ok, src if src is not None else text.strip(), envelope.error)
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
@@ -216,16 +212,18 @@ def verify_abduction(
     """Abduction: ``f(answer)`` is run in the sandbox (one batch) and must equal the gold output.
 
     Any input that reproduces the gold output is correct, as in the reference; an answer that is not a list of
-    literals is wrong without running anything.
+    literals is wrong without running anything. An answer kept as a call, ``f(args)`` (``call_wrapped_inputs: nest``),
+    runs as ``f(f(args))``.
     """
     check_lengths(programs, answers, gold_outputs)
     slots: list[int] = []
     jobs: list[ExecJob] = []
     for i, (program, answer) in enumerate(zip(programs, answers, strict=True)):
-        if answer is not None and parse_args(answer, executor.config.max_input_chars) is not None:
+        args = None if answer is None else unwrap_call(answer) or answer
+        if args is not None and parse_args(args, executor.config.max_input_chars) is not None:
             slots.append(i)
             # The task's program was validated (banned modules, determinism) when it was proposed.
-            jobs.append(ExecJob(program, answer, check_banned=False, determinism_runs=1))
+            jobs.append(call_job(program, answer, check_banned=False, determinism_runs=1))
     correct = [False] * len(programs)
     for i, result in zip(slots, executor.run(jobs), strict=True):
         correct[i] = result.ok and literal_equal(result.output, gold_outputs[i])

@@ -23,8 +23,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..base import Prompt, Proposal, SolverAnswer
-from ..parsing import fenced_blocks, read_envelope
 from ..prompts import fence, render, snippet
+from ..reading import fenced_blocks
 from ..task import Task
 from ..triplet import DeductionSpec
 
@@ -188,9 +188,10 @@ class TaskFamily(DeductionSpec, abc.ABC):
         # what small models copy instead of reasoning, so the chat prompt ends with this instead.
         return render(content, fmt, chat_note=_SOLVE_NOTE)
 
-    def parse_answer(self, completion: str, require_think: bool = True) -> SolverAnswer:
-        """The value inside ``<answer>``: its last fenced block when there is one, else the whole content."""
-        envelope = read_envelope(completion, require_think)
+    def parse_answer(self, completion: str, require_think: bool = True, monte_carlo: bool = False) -> SolverAnswer:
+        """The value inside ``<answer>`` (found as ``answer_extraction`` says): its last fenced block when there is
+        one, else the whole content, as the family's worked example shows it."""
+        envelope = self.reader.envelope(completion, require_think, monte_carlo)
         if envelope.answer is None:
             return SolverAnswer(False, None, envelope.error)
         blocks = fenced_blocks(envelope.answer)
