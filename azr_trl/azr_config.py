@@ -116,13 +116,23 @@ class AZRConfig(GRPOConfig):
         },
     )
 
-    generation_chunk_size: int = first_in_section(
+    max_prompt_tokens: int = first_in_section(
         "Parameters that control generation",
+        default=6144,
+        metadata={
+            "help": "Ceiling on a prompt's tokens (reference: 6144), applied like the generation engine's own limit "
+            "(the lower of the two holds): a propose prompt drops its longest references until it fits, a task "
+            "whose solve prompt is longer is skipped. Prompts are never truncated. Every micro-batch is padded to "
+            "its longest row, so the memory plan sizes activations at max_prompt_tokens + max_completion_length."
+        },
+    )
+    generation_chunk_size: int = field(
         default=32,
         metadata={
-            "help": "Sequences per transformers `generate` call (HF generation only: vLLM batches by itself). It "
-            "bounds the KV cache of one call; the Monte-Carlo rollouts (valid proposals x mc_rollouts) are the "
-            "largest batch. Every rank makes the same number of calls."
+            "help": "Sequences per transformers `generate` call (HF generation only: vLLM batches by itself), in "
+            "training and in the in-training evaluation. It bounds the KV cache of one call; the Monte-Carlo "
+            "rollouts (valid proposals x mc_rollouts) are the largest batch. Every rank makes the same number of "
+            "calls."
         },
     )
     banned_token_ids: list[int] = field(

@@ -98,6 +98,8 @@ def check_azr_fields(config: AZRConfig) -> None:
         )
     if config.executor_timeout <= 0:
         raise ValueError(f"executor_timeout must be positive, got {config.executor_timeout}.")
+    if config.max_prompt_tokens < 1:
+        raise ValueError(f"max_prompt_tokens must be at least 1, got {config.max_prompt_tokens}.")
     if config.generation_chunk_size < 1:
         raise ValueError(f"generation_chunk_size must be at least 1, got {config.generation_chunk_size}.")
     if config.buffer_max_size < 1:

@@ -113,8 +113,9 @@ class AZRScriptArguments:
     gpu_memory_gb: float | None = field(
         default=None,
         metadata={
-            "help": "Memory of one training GPU, for the memory plan. None: what torch.cuda reports, else 80 (the "
-            "paper recipes' A100/H100)."
+            "help": "Nominal memory of one training GPU in GB, for the memory plan, which counts 99.5 percent of it "
+            "as usable (an H100 80 GB shows 79.6 GiB to CUDA). None: what torch.cuda reports, else 80 (the paper "
+            "recipes' A100/H100)."
         },
     )
     accelerate_config: str | None = field(
@@ -415,10 +416,13 @@ def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.launch") -
         print(f"error: {err}", file=sys.stderr)
         return 2
     if script_args.dry_run or os.environ.get("RANK", "0") == "0":
-        from .memory_plan import plan_run
+        from .run_plan import plan_run
 
-        text, _ = plan_run(script_args, training_args, model_args)
+        text, plan = plan_run(script_args, training_args, model_args)
         print(text, flush=True)
+        if plan is not None and plan.refusal is not None:
+            print(f"error: {plan.refusal}", file=sys.stderr)
+            return 2
         if script_args.dry_run:
             return 0
     try:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 # Keys that recipes written for older TRL/transformers versions (e.g. open-r1's) still carry.
 _RENAMED_KEYS = {
     "torch_dtype": "use `dtype`",
-    "max_prompt_length": "removed from GRPOConfig in TRL 1.x; AZR prompts are never truncated",
+    "max_prompt_length": "removed from GRPOConfig in TRL 1.x; AZR's prompt ceiling is `max_prompt_tokens` (prompts "
+    "drop references to fit, never truncated)",
     "warmup_ratio": "use `warmup_steps` (a value below 1 is a ratio)",
     "overwrite_output_dir": "removed in transformers 5; pick a new `output_dir` or set `auto_resume: false`",
     "num_generations": "AZRConfig derives it; set `mc_rollouts` for the Monte-Carlo solver rollouts",

@@ -43,21 +43,24 @@ def _prompt_length(trainer, prompt) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- token budget
-def test_prompts_over_the_budget_are_skipped_counted_and_never_drawn_again(tmp_path):
-    """2,600 positions leave 2,588 prompt tokens next to 12 completion tokens: the zero tasks' prompts fit (about
-    2,470 characters at most with the char-level tokenizer), the long seed task's propose and abduction solve prompts
-    do not. The steps complete on the zero tasks and the skips are counted once."""
+@pytest.mark.parametrize("positions, ceiling", [(2600, 6144), (4096, 2588)], ids=["engine-limit", "prompt-ceiling"])
+def test_prompts_over_the_budget_are_skipped_counted_and_never_drawn_again(tmp_path, positions, ceiling):
+    """A budget of 2,588 prompt tokens, set by the model's 2,600 positions next to 12 completion tokens, or by
+    ``max_prompt_tokens`` below the room 4,096 positions leave: the zero tasks' prompts fit (about 2,470 characters at
+    most with the char-level tokenizer), the long seed task's propose and abduction solve prompts do not. The steps
+    complete on the zero tasks and the skips are counted once."""
     seed_file = tmp_path / "seeds.jsonl"
     seed_file.write_text(json.dumps(LONG_ROW) + "\n")
     tokenizer = make_tiny_tokenizer()
     trainer = _trainer(
         tmp_path / "run",
         tokenizer,
-        make_tiny_model(tokenizer, max_position_embeddings=2600),
+        make_tiny_model(tokenizer, max_position_embeddings=positions),
         seed_files=[str(seed_file)],
         log_completions=True,
+        max_prompt_tokens=ceiling,
     )
-    assert trainer._prompt_token_budget() == 2600 - 12
+    assert trainer._prompt_token_budget() == 2588
     long = {t: trainer.buffer.tasks(t)[0] for t in ("deduction", "abduction")}
     assert all(len(task.output) == 2002 for task in long.values())  # re-validated by the executor
     trainer.train()
@@ -118,7 +121,8 @@ def test_references_that_fit_alone_but_not_together_are_dropped_longest_first(tm
 
 
 def test_prompt_token_budget_comes_from_the_engine(tmp_path):
-    """HF generate: the model's positions; vLLM server: its own max_model_len, asked once; colocate: the engine's."""
+    """HF generate: the model's positions; vLLM server: its own max_model_len, asked once; colocate: the engine's.
+    The prompt ceiling caps each of them."""
     trainer = _trainer(tmp_path)
     assert trainer._prompt_token_budget() == 4096 - 12
     asked = []
@@ -137,6 +141,9 @@ def test_prompt_token_budget_comes_from_the_engine(tmp_path):
     trainer.vllm_generation = SimpleNamespace(llm=SimpleNamespace(llm_engine=engine))
     del trainer._prompt_budget
     assert trainer._prompt_token_budget() == 2048 - 12
+    trainer.args.max_prompt_tokens = 1500
+    del trainer._prompt_budget
+    assert trainer._prompt_token_budget() == 1500
     trainer.close()
 
 
@@ -144,6 +151,8 @@ def test_a_budget_too_small_for_any_prompt_is_refused_at_start(tmp_path):
     tokenizer = make_tiny_tokenizer()
     with pytest.raises(ValueError, match="max_completion_length=12"):
         _trainer(tmp_path, tokenizer, make_tiny_model(tokenizer, max_position_embeddings=1024))
+    with pytest.raises(ValueError, match="prompt has [0-9]+ tokens, more than max_prompt_tokens=1000. Raise max_pr"):
+        _trainer(tmp_path, tokenizer, max_prompt_tokens=1000)
 
 
 def test_the_seeding_phases_untrained_triplet_type_is_checked_at_start(tmp_path):

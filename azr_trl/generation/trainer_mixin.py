@@ -82,12 +82,13 @@ class EngineGenerationMixin:
             holder.temperature = previous
 
     # ------------------------------------------------------------------ prompt token budget
-    def _prompt_token_budget(self) -> int | None:
-        """Most prompt tokens the generation engine takes while leaving room for ``max_completion_length`` more.
+    def _prompt_token_budget(self) -> int:
+        """Most tokens a prompt may have: ``max_prompt_tokens``, or less where the generation engine's limit leaves
+        less room next to ``max_completion_length``.
 
-        The engine's limit: the vLLM server's own ``max_model_len`` (asked once, by the main process), the colocated
-        engine's ``max_model_len`` (``vllm_max_model_length`` or the model's), or for HF generate the model's
-        maximum positions. None when the model states no limit. Computed once.
+        The engine's limit (``self._engine_token_limit``): the vLLM server's own ``max_model_len`` (asked once, by
+        the main process), the colocated engine's ``max_model_len`` (``vllm_max_model_length`` or the model's), or
+        for HF generate the model's maximum positions; None when the model states none. Computed once.
         """
         if not hasattr(self, "_prompt_budget"):
             if self.use_vllm and self.vllm_mode == "server":
@@ -100,5 +101,8 @@ class EngineGenerationMixin:
                 limit = self.vllm_generation.llm.llm_engine.model_config.max_model_len
             else:
                 limit = model_token_limit(self.accelerator.unwrap_model(self.model))
-            self._prompt_budget = None if limit is None else int(limit) - self.max_completion_length
+            self._engine_token_limit = None if limit is None else int(limit)
+            self._prompt_budget = self.args.max_prompt_tokens
+            if limit is not None:
+                self._prompt_budget = min(self._prompt_budget, int(limit) - self.max_completion_length)
         return self._prompt_budget
