@@ -32,6 +32,7 @@ from .preflight import (
     RecipeError,
     check_environment,
     check_inputs,
+    check_launch,
     check_recipe_keys,
     has_gpu,
     load_reward_func,
@@ -128,8 +129,16 @@ class AZRScriptArguments:
     num_training_processes: int | None = field(
         default=None,
         metadata={
-            "help": "Training processes this recipe is launched with (its header's --num_processes), for the memory "
-            "plan. Under `accelerate launch` the real world size wins."
+            "help": "Training processes this recipe is written for (its header's --num_processes): the memory plan "
+            "reads it, and training refuses to start when the launch runs another number of processes (the batch "
+            "per step scales with it), unless allow_process_count_mismatch is set."
+        },
+    )
+    allow_process_count_mismatch: bool = field(
+        default=False,
+        metadata={
+            "help": "Train even though the launch runs another number of processes than num_training_processes, "
+            "with the batch per step scaled by the ratio (propose_per_type and solve_per_type are per process)."
         },
     )
 
@@ -412,6 +421,7 @@ def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.launch") -
         script_args, training_args, model_args = parse_args(argv, prog=prog)
         if not script_args.dry_run:
             check_environment(model_args)
+            check_launch(script_args)
     except RecipeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

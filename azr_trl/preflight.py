@@ -148,6 +148,24 @@ def check_environment(model_args: ModelConfig) -> None:
         )
 
 
+def check_launch(script_args: AZRScriptArguments, env=os.environ) -> None:
+    """The launch runs as many training processes as the recipe is written for (``num_training_processes``).
+
+    accelerate's configs default to 8 processes: launched without ``--num_processes``, a recipe written for 2 would
+    train with 4 times its batch per step, since ``propose_per_type``/``solve_per_type`` are per process.
+    """
+    wanted = script_args.num_training_processes
+    launched = int(env.get("WORLD_SIZE", "1"))
+    if wanted is None or launched == wanted or script_args.allow_process_count_mismatch:
+        return
+    raise RecipeError(
+        f"this recipe is written for num_training_processes={wanted} but the launch started {launched} "
+        f"process{'es' if launched != 1 else ''}: add `--num_processes {wanted}` to `accelerate launch` (to train "
+        f"with {launched} on purpose, with the batch per step scaled by {launched}/{wanted}, set "
+        "allow_process_count_mismatch: true)"
+    )
+
+
 def load_reward_func(path: str):
     """Import ``package.module.function`` (the working directory is importable, as for TRL's scripts)."""
     import importlib
