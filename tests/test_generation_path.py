@@ -240,9 +240,11 @@ def test_every_rank_makes_the_same_number_of_generate_calls(tmp_path):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    # Chunks of 2: rank 0 has 5 prompts (3 calls), rank 1 has 2 (1 call of its own, then 2 to keep in step).
+    # Chunks of 2: rank 0 has 5 prompts (3 calls), rank 1 has 2 (1 call of its own, then 2 one-token calls on one
+    # prompt to keep in step). Its padding rows never reach generate: the calls alone keep the ranks in step.
     assert [r["rows"] for r in ranks] == [5, 2]
-    assert [r["calls"] for r in ranks] == [[2, 2, 1], [2, 1, 1]]
+    assert ranks[0]["calls"] == [[2, 12], [2, 12], [1, 12]]
+    assert ranks[1]["calls"] == [[2, 12], [1, 1], [1, 1]]
 
 
 # ---------------------------------------------------------------------------------------------------- banned ids

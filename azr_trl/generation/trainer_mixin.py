@@ -1,8 +1,10 @@
 """The trainer's one path to the generation engine: HF `generate`, vLLM server or vLLM colocate.
 
-`EngineGenerationMixin` sits in front of `GRPOTrainer` in `AZRTrainer`'s bases. Training steps, Monte-Carlo rollouts
-and the seeding phase all sample through `_sample`, which honours the engine's limits: the prompt token budget,
-fixed-size HF chunks (the same number of calls on every rank), banned token ids and a per-call temperature.
+`EngineGenerationMixin` sits in front of `GRPOTrainer` in `AZRTrainer`'s bases. Training steps, Monte-Carlo rollouts,
+the seeding phase and the in-training evaluation (with vLLM) all sample through `_sample`, which honours the engine's
+limits: the prompt token budget, fixed-size HF chunks (the same number of calls on every rank), banned token ids, and
+per-call sampling settings. Rows that only keep the ranks in step (padding) cost the engine at most one token each
+(`padding.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 from accelerate.utils import broadcast_object_list, gather_object
 
 from .generators import model_token_limit
+from .padding import padding_prompt_ids
 from .vllm_server import VLLMServerUnavailableError
 
 
@@ -19,14 +22,33 @@ class EngineGenerationMixin:
     """Generation methods of `AZRTrainer` (they read GRPO's engine attributes: `use_vllm`, `vllm_generation`, ...)."""
 
     # ------------------------------------------------------------------ generation
-    def _sample(self, prompts: list, num_generations: int = 1, temperature: float | None = None):
-        """Generate through GRPO's backend dispatch. ``prompts`` holds each prompt ``num_generations`` times in a row."""
-        prompt_ids, _, _ = self._tokenize_prompts(prompts)
-        with self._temperature(temperature):
+    def _sample(
+        self,
+        prompts: list,
+        num_generations: int = 1,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        padding: int = 0,
+    ):
+        """Generate through GRPO's backend dispatch. ``prompts`` holds each prompt ``num_generations`` times in a row.
+
+        ``temperature`` and ``max_tokens`` override the run's settings for this call. ``padding`` adds that many
+        prompts (times ``num_generations``) that only keep this rank's call the size of the other ranks' (a vLLM
+        server gathers every rank's prompts and slices the answers by equal counts): the engine answers them with
+        at most one token, and they are not returned. HF generate needs none: its ranks only need the same number
+        of calls, which the chunk loop keeps.
+        """
+        prompt_ids, _, _ = self._tokenize_prompts(prompts) if prompts else ([], None, None)
+        rows = len(prompt_ids)
+        if padding and self.use_vllm:
+            prompt_ids = prompt_ids + [padding_prompt_ids(self._tokenizer)] * (padding * num_generations)
+        with self._sampling(temperature, max_tokens):
             try:
                 completion_ids, logprobs = self._generate_in_chunks(prompt_ids, num_generations)
             except VLLMServerUnavailableError as error:
                 raise self._checkpoint_before_stop(error) from error
+        prompt_ids, completion_ids = prompt_ids[:rows], completion_ids[:rows]
+        logprobs = None if logprobs is None else logprobs[:rows]
         texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         return prompt_ids, completion_ids, logprobs, texts
 
@@ -35,6 +57,7 @@ class EngineGenerationMixin:
 
         vLLM batches (and pages its KV cache) by itself, so it gets everything at once. Every rank makes as many HF
         calls as the rank with the most chunks: under ZeRO-3 entering generation gathers the parameters, a collective.
+        A rank with fewer chunks makes one-token calls on one prompt for the rest.
         """
         if self.use_vllm:
             return self._generate_single_turn(prompt_ids, None, {}, num_generations)
@@ -48,8 +71,8 @@ class EngineGenerationMixin:
             if i < len(chunks):
                 completion_ids += self._generate_single_turn(chunks[i], None, {}, num_generations)[0]
             else:
-                # This rank has run out of sequences: one short call keeps it in step; its output is dropped.
-                self._generate_single_turn(prompt_ids[:1] or [[self._tokenizer.pad_token_id]], None, {}, 1)
+                with self._sampling(max_tokens=1):  # keeps this rank in step; its output is dropped
+                    self._generate_single_turn([padding_prompt_ids(self._tokenizer)], None, {}, 1)
         return completion_ids, None
 
     def _ban_token_ids(self) -> None:
@@ -69,17 +92,25 @@ class EngineGenerationMixin:
             self.generation_kwargs["suppress_tokens"] = suppressed
 
     @contextlib.contextmanager
-    def _temperature(self, temperature: float | None):
-        if temperature is None or temperature == self.temperature:
-            yield
-            return
-        holder = self.vllm_generation if self.use_vllm else self.generation_config
-        previous = holder.temperature
-        holder.temperature = temperature
+    def _sampling(self, temperature: float | None = None, max_tokens: int | None = None):
+        """Sample with ``temperature`` and at most ``max_tokens`` new tokens inside the block (None: the run's)."""
+        if self.use_vllm:
+            holder, length = self.vllm_generation, "max_completion_length"
+        else:
+            holder, length = self.generation_config, "max_new_tokens"
+        overrides = {
+            name: value
+            for name, value in (("temperature", temperature), (length, max_tokens))
+            if value is not None and value != getattr(holder, name)
+        }
+        previous = {name: getattr(holder, name) for name in overrides}
+        for name, value in overrides.items():
+            setattr(holder, name, value)
         try:
             yield
         finally:
-            holder.temperature = previous
+            for name, value in previous.items():
+                setattr(holder, name, value)
 
     # ------------------------------------------------------------------ prompt token budget
     def _prompt_token_budget(self) -> int:
