@@ -332,6 +332,15 @@ class AZRConfig(GRPOConfig):
         default=30.0,
         metadata={"help": "Longest wait, in seconds, between two attempts to reach the vLLM server."},
     )
+    vllm_weight_push_timeout: float = field(
+        default=600.0,
+        metadata={
+            "help": "Seconds a weight push to the vLLM server (an NCCL broadcast, which has no timeout of its own) "
+            "may take. Past it the main process logs what it was pushing and the checkpoint to resume from, and "
+            "exits with status 75 so that a cluster scheduler can restart the run. Keep it well above a normal push "
+            "(seconds to a minute). 0: no watchdog."
+        },
+    )
 
     def __post_init__(self):
         apply_preset(self)

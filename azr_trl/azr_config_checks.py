@@ -109,6 +109,10 @@ def check_azr_fields(config: AZRConfig) -> None:
             f"vllm_server_retry_seconds={config.vllm_server_retry_seconds} must be >= 0 and "
             f"vllm_server_retry_max_interval={config.vllm_server_retry_max_interval} > 0."
         )
+    if config.vllm_weight_push_timeout < 0:
+        raise ValueError(
+            f"vllm_weight_push_timeout must be >= 0 (0: no watchdog), got {config.vllm_weight_push_timeout}."
+        )
     for name in ("seed_num_tasks", "seed_num_induction", "seed_min_tasks"):
         if getattr(config, name) < 0:
             raise ValueError(f"{name} must be at least 0, got {getattr(config, name)}.")
