@@ -26,11 +26,9 @@ from trl import GRPOTrainer
 
 from .azr_config import AZRConfig
 from .executor import make_executor
-from .generation.padding import answer_padding_cheaply
 from .generation.prompt_budget import check_prompt_budget, share_too_long_marks, solve_prompt_fits
-from .generation.push_watchdog import PushWatchdog
 from .generation.trainer_mixin import EngineGenerationMixin
-from .generation.vllm_server import VLLMServerUnavailableError, guard_vllm_server
+from .generation.vllm_server import VLLMServerUnavailableError
 from .run_outputs.prompt_format import model_card_section, save_prompt_format
 from .seeding.generation import SEED_TRIPLET_TYPES
 from .seeding.phase import seeding_resume_hint
@@ -114,22 +112,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             optimizers=optimizers,
             peft_config=peft_config,
         )
-        # Server mode: wait out a server restart or a dropped connection, then push the weights again.
-        self._vllm_server_retry = None
-        if self.use_vllm and args.vllm_mode == "colocate":
-            from .generation.vllm_cpu import sync_weights_by_reload_on_cpu
-
-            sync_weights_by_reload_on_cpu(self.vllm_generation)
-        if self.use_vllm and args.vllm_mode == "server":
-            watchdog = PushWatchdog(args.vllm_weight_push_timeout, self._resume_hint)
-            self._vllm_server_retry = guard_vllm_server(
-                self.vllm_generation,
-                args.vllm_server_retry_seconds,
-                args.vllm_server_retry_max_interval,
-                watchdog if args.vllm_weight_push_timeout > 0 else None,
-            )
-        if self.use_vllm:
-            answer_padding_cheaply(self.vllm_generation, self._tokenizer)
+        self._set_up_engine()
         self.prompt_format, self.require_think = resolve_prompt_format(
             args.prompt_format, args.require_think, self._tokenizer
         )

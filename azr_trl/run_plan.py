@@ -127,4 +127,4 @@ def gpu_memory(script_args) -> tuple[float, str]:
         return total, f"{total / GIB:.1f} GiB, as CUDA reports"
     nominal = script_args.gpu_memory_gb if script_args.gpu_memory_gb is not None else DEFAULT_GPU_MEMORY_GB
     usable = nominal * GIB * USABLE_GPU_FRACTION
-    return usable, f"{usable / GIB:.1f} GiB of a {nominal:g} GB GPU"
+    return usable, f"{usable / GIB:.1f} GiB of {nominal:g} GB (what CUDA can allocate of it)"

@@ -14,12 +14,36 @@ import contextlib
 from accelerate.utils import broadcast_object_list, gather_object
 
 from .generators import model_token_limit
-from .padding import padding_prompt_ids
-from .vllm_server import VLLMServerUnavailableError
+from .padding import answer_padding_cheaply, padding_prompt_ids
+from .push_watchdog import PushWatchdog
+from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
 
 
 class EngineGenerationMixin:
     """Generation methods of `AZRTrainer` (they read GRPO's engine attributes: `use_vllm`, `vllm_generation`, ...)."""
+
+    # ------------------------------------------------------------------ set-up
+    def _set_up_engine(self) -> None:
+        """After GRPO built its engine: colocated vLLM on CPU syncs through vLLM's reload; a server's client waits
+        out restarts and dropped connections (``_vllm_server_retry``) with its NCCL calls under the push watchdog;
+        padding rows cost at most one token."""
+        args = self.args
+        self._vllm_server_retry = None
+        if not self.use_vllm:
+            return
+        if args.vllm_mode == "colocate":
+            from .vllm_cpu import sync_weights_by_reload_on_cpu
+
+            sync_weights_by_reload_on_cpu(self.vllm_generation)
+        else:
+            timeout = args.vllm_weight_push_timeout
+            self._vllm_server_retry = guard_vllm_server(
+                self.vllm_generation,
+                args.vllm_server_retry_seconds,
+                args.vllm_server_retry_max_interval,
+                PushWatchdog(timeout, self._resume_hint) if timeout > 0 else None,
+            )
+        answer_padding_cheaply(self.vllm_generation, self._tokenizer)
 
     # ------------------------------------------------------------------ generation
     def _sample(
