@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from azr_trl import AZRTrainer
-from azr_trl.generation.prompt_budget import sample_references
+from azr_trl.generation.prompt_budget import sample_references, solve_prompt_fits
 from azr_trl.selfplay.batch import build_training_batch
 from azr_trl.selfplay.buffer import TaskBuffer, zero_triplet
 from azr_trl.tasks import Task, get_task_spec
@@ -43,24 +43,21 @@ def _prompt_length(trainer, prompt) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- token budget
-@pytest.mark.parametrize("positions, ceiling", [(2600, 6144), (4096, 2588)], ids=["engine-limit", "prompt-ceiling"])
-def test_prompts_over_the_budget_are_skipped_counted_and_never_drawn_again(tmp_path, positions, ceiling):
-    """A budget of 2,588 prompt tokens, set by the model's 2,600 positions next to 12 completion tokens, or by
-    ``max_prompt_tokens`` below the room 4,096 positions leave: the zero tasks' prompts fit (about 2,470 characters at
-    most with the char-level tokenizer), the long seed task's propose and abduction solve prompts do not. The steps
-    complete on the zero tasks and the skips are counted once."""
+def test_prompts_over_the_budget_are_skipped_counted_and_never_drawn_again(tmp_path):
+    """2,600 positions leave 2,588 prompt tokens next to 12 completion tokens: the zero tasks' prompts fit (about
+    2,470 characters at most with the char-level tokenizer), the long seed task's propose and abduction solve prompts
+    do not. The steps complete on the zero tasks and the skips are counted once."""
     seed_file = tmp_path / "seeds.jsonl"
     seed_file.write_text(json.dumps(LONG_ROW) + "\n")
     tokenizer = make_tiny_tokenizer()
     trainer = _trainer(
         tmp_path / "run",
         tokenizer,
-        make_tiny_model(tokenizer, max_position_embeddings=positions),
+        make_tiny_model(tokenizer, max_position_embeddings=2600),
         seed_files=[str(seed_file)],
         log_completions=True,
-        max_prompt_tokens=ceiling,
     )
-    assert trainer._prompt_token_budget() == 2588
+    assert trainer._prompt_token_budget() == 2600 - 12
     long = {t: trainer.buffer.tasks(t)[0] for t in ("deduction", "abduction")}
     assert all(len(task.output) == 2002 for task in long.values())  # re-validated by the executor
     trainer.train()
@@ -84,6 +81,26 @@ def test_prompts_over_the_budget_are_skipped_counted_and_never_drawn_again(tmp_p
     assert json.loads(json.dumps(buffer.state_dict()))["too_long"]["solve/abduction"] == [long["abduction"].key()]
     lengths = [_prompt_length(trainer, prompt) for prompt in trainer._logs["prompt"]]  # the last step's rows
     assert len(lengths) == trainer.args.rows_per_device and max(lengths) <= trainer._prompt_token_budget()
+
+
+def test_the_prompt_ceiling_skips_prompts_the_engine_would_take(tmp_path):
+    """max_prompt_tokens below the room the engine leaves (4,096 positions - 12): the long seed task is skipped as a
+    reference and as an abduction solve task although the engine would take its prompts."""
+    seed_file = tmp_path / "seeds.jsonl"
+    seed_file.write_text(json.dumps(LONG_ROW) + "\n")
+    trainer = _trainer(tmp_path / "run", seed_files=[str(seed_file)], max_prompt_tokens=2588)
+    assert trainer._prompt_token_budget() == 2588
+    long = trainer.buffer.tasks("abduction")[0]
+    solve = trainer.specs["abduction"].solve_prompt(long, trainer.prompt_format)
+    assert 2588 < _prompt_length(trainer, solve) <= 4096 - 12
+    assert not solve_prompt_fits(trainer, long)
+    chosen = sample_references(trainer, "deduction", 1, random.Random(0))
+    assert [t.key() for t in chosen] == [zero_triplet("deduction").key()]
+    assert sorted((role, task_type) for role, task_type, _ in trainer._too_long_marks) == [
+        ("propose", "deduction"),
+        ("solve", "abduction"),
+    ]
+    trainer.close()
 
 
 def test_a_valid_proposal_too_long_to_solve_gets_no_monte_carlo_rollouts(tmp_path):
@@ -194,6 +211,7 @@ def test_default_model_step_completes_with_a_seed_task_longer_than_its_positions
         max_completion_length=8,
         learning_rate=1e-5,
         seed_files=[str(seed_file)],
+        max_prompt_tokens=16384,  # the model's positions bind, not the prompt ceiling
     )
     trainer = AZRTrainer(
         AutoModelForCausalLM.from_pretrained(default_model_path), args=config, processing_class=tokenizer
