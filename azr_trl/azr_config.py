@@ -128,13 +128,23 @@ class AZRConfig(GRPOConfig):
         },
     )
 
-    generation_chunk_size: int = first_in_section(
+    max_prompt_tokens: int = first_in_section(
         "Parameters that control generation",
+        default=6144,
+        metadata={
+            "help": "Ceiling on a prompt's tokens (reference: 6144), applied like the generation engine's own limit "
+            "(the lower of the two holds): a propose prompt drops its longest references until it fits, a task "
+            "whose solve prompt is longer is skipped. Prompts are never truncated. Every micro-batch is padded to "
+            "its longest row, so the memory plan sizes activations at max_prompt_tokens + max_completion_length."
+        },
+    )
+    generation_chunk_size: int = field(
         default=32,
         metadata={
-            "help": "Sequences per transformers `generate` call (HF generation only: vLLM batches by itself). It "
-            "bounds the KV cache of one call; the Monte-Carlo rollouts (valid proposals x mc_rollouts) are the "
-            "largest batch. Every rank makes the same number of calls."
+            "help": "Sequences per transformers `generate` call (HF generation only: vLLM batches by itself), in "
+            "training and in the in-training evaluation. It bounds the KV cache of one call; the Monte-Carlo "
+            "rollouts (valid proposals x mc_rollouts) are the largest batch. Every rank makes the same number of "
+            "calls."
         },
     )
     banned_token_ids: list[int] = field(
@@ -345,6 +355,15 @@ class AZRConfig(GRPOConfig):
     vllm_server_retry_max_interval: float = field(
         default=30.0,
         metadata={"help": "Longest wait, in seconds, between two attempts to reach the vLLM server."},
+    )
+    vllm_weight_push_timeout: float = field(
+        default=600.0,
+        metadata={
+            "help": "Seconds a weight push to the vLLM server (an NCCL broadcast, which has no timeout of its own) "
+            "may take. Past it the main process logs what it was pushing and the checkpoint to resume from, and "
+            "exits with status 75 so that a cluster scheduler can restart the run. Keep it well above a normal push "
+            "(seconds to a minute). 0: no watchdog."
+        },
     )
 
     def __post_init__(self):

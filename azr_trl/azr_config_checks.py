@@ -104,6 +104,8 @@ def check_azr_fields(config: AZRConfig) -> None:
         )
     if config.executor_timeout <= 0:
         raise ValueError(f"executor_timeout must be positive, got {config.executor_timeout}.")
+    if config.max_prompt_tokens < 1:
+        raise ValueError(f"max_prompt_tokens must be at least 1, got {config.max_prompt_tokens}.")
     if config.generation_chunk_size < 1:
         raise ValueError(f"generation_chunk_size must be at least 1, got {config.generation_chunk_size}.")
     if config.buffer_max_size < 1:
@@ -112,6 +114,10 @@ def check_azr_fields(config: AZRConfig) -> None:
         raise ValueError(
             f"vllm_server_retry_seconds={config.vllm_server_retry_seconds} must be >= 0 and "
             f"vllm_server_retry_max_interval={config.vllm_server_retry_max_interval} > 0."
+        )
+    if config.vllm_weight_push_timeout < 0:
+        raise ValueError(
+            f"vllm_weight_push_timeout must be >= 0 (0: no watchdog), got {config.vllm_weight_push_timeout}."
         )
     for name in ("seed_num_tasks", "seed_num_induction", "seed_min_tasks"):
         if getattr(config, name) < 0:

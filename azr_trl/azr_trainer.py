@@ -21,21 +21,17 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 from datasets import Dataset
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import GRPOTrainer
 
 from .azr_config import AZRConfig
 from .executor import make_executor
-from .generation.prompt_budget import (
-    check_prompt_budget,
-    sample_solve_tasks,
-    share_too_long_marks,
-    solve_prompt_fits,
-)
+from .generation.prompt_budget import check_prompt_budget, share_too_long_marks, solve_prompt_fits
 from .generation.trainer_mixin import EngineGenerationMixin
-from .generation.vllm_server import VLLMServerUnavailableError, guard_vllm_server
+from .generation.vllm_server import VLLMServerUnavailableError
 from .run_outputs.prompt_format import model_card_section, save_prompt_format
 from .seeding.generation import SEED_TRIPLET_TYPES
+from .seeding.phase import seeding_resume_hint
 from .selfplay.advantages import baseline_group_ids, task_relative_advantages
 from .selfplay.batch import build_training_batch, groups_by_length, split_micro_batches
 from .selfplay.buffer import TaskBuffer
@@ -116,16 +112,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             optimizers=optimizers,
             peft_config=peft_config,
         )
-        # Server mode: wait out a server restart or a dropped connection, then push the weights again.
-        self._vllm_server_retry = None
-        if self.use_vllm and args.vllm_mode == "colocate":
-            from .generation.vllm_cpu import sync_weights_by_reload_on_cpu
-
-            sync_weights_by_reload_on_cpu(self.vllm_generation)
-        if self.use_vllm and args.vllm_mode == "server":
-            self._vllm_server_retry = guard_vllm_server(
-                self.vllm_generation, args.vllm_server_retry_seconds, args.vllm_server_retry_max_interval
-            )
+        self._set_up_engine()
         self.prompt_format, self.require_think = resolve_prompt_format(
             args.prompt_format, args.require_think, self._tokenizer
         )
@@ -158,6 +145,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
                     num_items=args.eval_num_items,
                     eval_steps=args.eval_steps,
                     max_new_tokens=args.eval_max_new_tokens or args.max_completion_length,
+                    batch_size=args.generation_chunk_size,  # the HF batch bound the memory plan counts
                     prompt_format=self.prompt_format,
                     require_think=self.require_think,
                     executor_config=args.executor_config(),
@@ -308,20 +296,22 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         with self._phase_time("generate_mc"):  # the wait for the executor's verdicts is not generation time
             # A valid task whose solve prompt is too long gets no rollouts (no solve rate: trivial_task_reward).
             local = [i for i, t in enumerate(valid_tasks) if t is not None and solve_prompt_fits(self, t)]
-            # Every rank must make the same generation calls with the same number of prompts (vLLM server mode
-            # gathers them, ZeRO-3 gathers parameters): pad to the largest count with copies of a real prompt.
-            most = max(gather_object([len(local)]))
+            # Every rank makes the same generation call (vLLM server mode gathers every rank's prompts and hands back
+            # equal slices; ZeRO-3 gathers parameters): ranks with fewer tasks pad to the largest count with padding
+            # rows, which the engine answers with at most one token.
+            counts = gather_object([len(local)])
+            most = max(counts)
+            self._metrics["train"]["azr/monte_carlo/padded_tasks"].append(float(sum(most - c for c in counts)))
             if most == 0:
                 return rates
             tasks = [valid_tasks[i] for i in local]
-            filler = tasks[0] if tasks else sample_solve_tasks(self, self.args.task_types[0], 1, self._rng("mc"))[0]
-            padded = tasks + [filler] * (most - len(tasks))
-            prompts = [self.specs[t.task_type].solve_prompt(t, self.prompt_format) for t in padded for _ in range(n)]
-            texts = self._sample(prompts, num_generations=n, temperature=self.args.mc_temperature)[3]
+            prompts = [self.specs[t.task_type].solve_prompt(t, self.prompt_format) for t in tasks for _ in range(n)]
+            padding = most - len(tasks)
+            texts = self._sample(prompts, num_generations=n, temperature=self.args.mc_temperature, padding=padding)[3]
             repeated = [t for t in tasks for _ in range(n)]
             answers = [
                 self.specs[t.task_type].parse_answer(x, require_think=False, monte_carlo=True)
-                for t, x in zip(repeated, texts[: len(repeated)], strict=True)
+                for t, x in zip(repeated, texts, strict=True)
             ]
         # Through the executor thread: the solver's verification may still be running there, and the executor takes
         # one batch at a time.
@@ -401,8 +391,9 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         """The starting model proposes the seed tasks on every rank before the first step (see azr_trl.seeding.phase)."""
         from .seeding.phase import run_seeding_phase
 
-        self._seeding_pending = False
         run_seeding_phase(self, {t: self.specs.get(t) or _task_spec(self.args, t) for t in TASK_TYPES})
+        # Only now: a run stopped during seeding writes no checkpoint, and its restart seeds on from the seed files.
+        self._seeding_pending = False
 
     # ------------------------------------------------------------------ micro-batches
     def _prepare_inputs(self, generation_batch: dict[str, Any]) -> dict[str, Any]:
@@ -437,7 +428,13 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             self.buffer.save(os.path.join(folder, BUFFER_FILE))
 
     def _checkpoint_before_stop(self, error: Exception) -> VLLMServerUnavailableError:
-        """Save a checkpoint of the last completed step before a run stops for good; the error to raise says where."""
+        """Save a checkpoint of the last completed step before a run stops for good; the error to raise says where.
+
+        During the seeding phase no step has completed and the buffer holds none of the seeds yet: no checkpoint is
+        written (its buffer would hide the seeds), and the restart seeds on from the seed files instead.
+        """
+        if self._seeding_pending:
+            return VLLMServerUnavailableError(f"{error} {seeding_resume_hint(self.args)}")
         if self.accelerator.num_processes > 1:
             # The other processes wait for the main one inside the generation call: a collective save cannot run.
             return VLLMServerUnavailableError(f"{error} Resume from the last checkpoint written every save_steps.")
@@ -446,6 +443,20 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         return VLLMServerUnavailableError(
             f"{error} Saved a checkpoint of the last completed step (step {self.state.global_step}) to {folder}; "
             f"resume with --resume_from_checkpoint {folder}."
+        )
+
+    def _resume_hint(self) -> str:
+        """Where the run stands and what a restart in the same ``output_dir`` resumes from (for a process that ends
+        without saving)."""
+        if self._seeding_pending:
+            return seeding_resume_hint(self.args)
+        output_dir = self.args.output_dir
+        checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if checkpoint is None:
+            return f"The run was at step {self.state.global_step} and has no checkpoint yet: a restart starts over."
+        return (
+            f"The run was at step {self.state.global_step}; its last checkpoint is {checkpoint}, which a restart in "
+            "the same output_dir resumes from."
         )
 
     def _load_optimizer_and_scheduler(self, checkpoint):

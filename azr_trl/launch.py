@@ -32,6 +32,7 @@ from .preflight import (
     RecipeError,
     check_environment,
     check_inputs,
+    check_launch,
     check_recipe_keys,
     has_gpu,
     load_reward_func,
@@ -113,8 +114,9 @@ class AZRScriptArguments:
     gpu_memory_gb: float | None = field(
         default=None,
         metadata={
-            "help": "Memory of one training GPU, for the memory plan. None: what torch.cuda reports, else 80 (the "
-            "paper recipes' A100/H100)."
+            "help": "Nominal memory of one training GPU in GB, for the memory plan, which counts 99.5 percent of it "
+            "as usable (an H100 80 GB shows 79.6 GiB to CUDA). None: what torch.cuda reports, else 80 (the paper "
+            "recipes' A100/H100)."
         },
     )
     accelerate_config: str | None = field(
@@ -127,8 +129,16 @@ class AZRScriptArguments:
     num_training_processes: int | None = field(
         default=None,
         metadata={
-            "help": "Training processes this recipe is launched with (its header's --num_processes), for the memory "
-            "plan. Under `accelerate launch` the real world size wins."
+            "help": "Training processes this recipe is written for (its header's --num_processes): the memory plan "
+            "reads it, and training refuses to start when the launch runs another number of processes (the batch "
+            "per step scales with it), unless allow_process_count_mismatch is set."
+        },
+    )
+    allow_process_count_mismatch: bool = field(
+        default=False,
+        metadata={
+            "help": "Train even though the launch runs another number of processes than num_training_processes, "
+            "with the batch per step scaled by the ratio (propose_per_type and solve_per_type are per process)."
         },
     )
 
@@ -411,14 +421,18 @@ def run(argv: list[str] | None = None, prog: str = "python -m azr_trl.launch") -
         script_args, training_args, model_args = parse_args(argv, prog=prog)
         if not script_args.dry_run:
             check_environment(model_args)
+            check_launch(script_args)
     except RecipeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if script_args.dry_run or os.environ.get("RANK", "0") == "0":
-        from .memory_plan import plan_run
+        from .run_plan import plan_run
 
-        text, _ = plan_run(script_args, training_args, model_args)
+        text, plan = plan_run(script_args, training_args, model_args)
         print(text, flush=True)
+        if plan is not None and plan.refusal is not None:
+            print(f"error: {plan.refusal}", file=sys.stderr)
+            return 2
         if script_args.dry_run:
             return 0
     try:

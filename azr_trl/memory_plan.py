@@ -1,20 +1,21 @@
-"""The plan printed before a run: rows and generation calls per step, tokens, and memory per training GPU.
+"""The memory one training process needs on its GPU, as an upper bound of the run's tensors.
 
 Memory is estimated from the model's config alone (the model is built on the ``meta`` device: no weights are read):
 
 - model states (parameters, gradients, optimizer): DeepSpeed's own ZeRO estimators when the run uses ZeRO-2/3
   (``estimate_zero3_model_states_mem_needs`` / ``estimate_zero2_model_states_mem_needs``), plain byte counts
   otherwise, and for LoRA the frozen base plus the trainable adapter;
-- activations of one micro-batch: with gradient checkpointing one hidden state per layer plus one layer recomputed
-  during the backward pass; without it every layer's tensors. The LM head adds nothing: TRL's fused head never
-  materialises the logits;
-- generation on the training GPU: vLLM colocate reserves ``vllm_gpu_memory_utilization`` of the GPU, and its KV cache
-  is what remains of that share after the weights; HF ``generate`` needs the KV cache of its largest call (and the
-  whole model gathered under ZeRO-3). A vLLM server runs on its own GPUs and costs the training GPUs nothing.
+- the largest of the phases that take turns on the GPU: the activations of one micro-batch (with gradient
+  checkpointing one hidden state per layer plus one layer recomputed during the backward pass; without it every
+  layer's tensors; TRL's fused head never materialises the logits), HF ``generate`` (the KV cache of its largest call
+  and, under ZeRO-3, the whole model gathered), and the in-training evaluation on HF ``generate`` (the same, for its
+  batch). vLLM colocate reserves ``vllm_gpu_memory_utilization`` of the GPU for the whole run; a vLLM server runs on
+  its own GPUs and costs the training GPUs nothing, evaluation included;
+- the CUDA context, NCCL buffers and fragmentation.
 
-Estimates, not measurements: they are meant to catch layouts that cannot fit (tens of GB over), not to tune the
-last gigabyte. The sequence length is the completion budget plus an estimate of the prompt (instructions plus K
-reference programs) unless the engine's length limit is known (colocate).
+Every micro-batch is padded to the longest prompt plus the longest completion of the step, so the sequence length is
+the prompt ceiling (``max_prompt_tokens``, lower where the engine's limit leaves less) plus ``max_completion_length``:
+the plan holds for the longest step the run can take. The plan of a parsed recipe, as printed, is in ``run_plan.py``.
 """
 
 from __future__ import annotations
@@ -22,19 +23,17 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
 GIB = 1024**3
 DEFAULT_GPU_MEMORY_GB = 80.0
+# What CUDA can allocate of a GPU sold as N GB: an H100 80 GB shows 79.6 GiB (81,559 MiB); the rest is the driver's.
+USABLE_GPU_FRACTION = 79.6 / 80
 # The CUDA context, NCCL buffers and the allocator's fragmentation: memory a process holds besides its tensors.
 RUNTIME_OVERHEAD_BYTES = 2 * GIB
 # vLLM's own working memory inside its share (activation profile, sampler, CUDA graphs), besides weights and KV cache.
 VLLM_OVERHEAD_BYTES = 1.5 * GIB
-# Prompt length estimate: the instructions, and one reference program with its input and output per reference.
-PROMPT_BASE_TOKENS = 500
-PROMPT_TOKENS_PER_REFERENCE = 250
 # Bytes per parameter of a bitsandbytes 4-bit weight, quantization constants included.
 FOUR_BIT_BYTES = 0.55
 # Adapter weights train in float32: the weight, its gradient and AdamW's two moments.
@@ -78,12 +77,13 @@ class ModelShape:
 
 @dataclass
 class MemoryPlan:
-    """Per-GPU memory of one training process, in bytes, by component."""
+    """Per-GPU memory of one training process, in bytes, by component, against what CUDA can allocate of the GPU."""
 
-    gpu_bytes: float
+    gpu_bytes: float  # usable
     components: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    refusal: str | None = None  # why the run cannot start with this layout
 
     @property
     def total_bytes(self) -> float:
@@ -182,16 +182,25 @@ def _lora_params(model, r: int, targets: Any) -> int:
     return total
 
 
-def prompt_tokens_estimate(num_references: int) -> int:
-    return PROMPT_BASE_TOKENS + PROMPT_TOKENS_PER_REFERENCE * num_references
+def prompt_ceiling(args, max_positions: int | None = None) -> tuple[int, str]:
+    """The longest prompt the run admits and what sets it: ``max_prompt_tokens``, or the engine's limit next to
+    ``max_completion_length`` where the plan knows that limit (colocate, HF generate) and it leaves less. The trainer's
+    prompt budget applies the same rule with the engine it runs."""
+    if args.use_vllm and args.vllm_mode == "server":
+        engine, what = None, ""  # the server's --max_model_len is asked at start; the ceiling bounds it here
+    elif args.use_vllm:
+        engine, what = args.vllm_max_model_length or max_positions, "the colocated engine's max_model_len"
+    else:
+        engine, what = max_positions, "the model's max_position_embeddings"
+    if engine is not None and engine - args.max_completion_length < args.max_prompt_tokens:
+        return engine - args.max_completion_length, f"{what} {engine} - max_completion_length"
+    return args.max_prompt_tokens, "max_prompt_tokens"
 
 
-def sequence_tokens(args) -> tuple[int, str]:
-    """Longest trained sequence (prompt + completion) and where the number comes from."""
-    if args.use_vllm and args.vllm_mode == "colocate" and args.vllm_max_model_length:
-        return args.vllm_max_model_length, "vllm_max_model_length"
-    prompt = prompt_tokens_estimate(args.num_references)
-    return prompt + args.max_completion_length, f"~{prompt} prompt tokens (estimate) + max_completion_length"
+def sequence_tokens(args, max_positions: int | None = None) -> tuple[int, str]:
+    """Longest trained sequence (the prompt ceiling + the completion budget) and where the number comes from."""
+    prompt, source = prompt_ceiling(args, max_positions)
+    return prompt + args.max_completion_length, f"{prompt} prompt tokens ({source}) + max_completion_length"
 
 
 def generation_calls(args, processes: int) -> list[tuple[str, int, int]]:
@@ -211,22 +220,78 @@ def generation_calls(args, processes: int) -> list[tuple[str, int, int]]:
 
 
 def estimate_memory(
-    shape: ModelShape, args, layout: TrainingLayout, gpu_memory_gb: float, *, use_peft: bool, load_in_4bit: bool
+    shape: ModelShape, args, layout: TrainingLayout, gpu_bytes: float, *, use_peft: bool, load_in_4bit: bool
 ) -> MemoryPlan:
-    """Memory of one training process on its GPU, by component (see the module docstring)."""
-    plan = MemoryPlan(gpu_bytes=gpu_memory_gb * GIB)
+    """Memory of one training process on a GPU of which CUDA can allocate ``gpu_bytes`` (see the module docstring)."""
+    plan = MemoryPlan(gpu_bytes=gpu_bytes)
     P, procs = shape.total_params, layout.processes
     weight_bytes = 4 if not args.bf16 and not args.fp16 else 2
+    base_bytes = FOUR_BIT_BYTES if use_peft and load_in_4bit else weight_bytes
+    plan.components.update(_model_states(shape, layout, weight_bytes, base_bytes, use_peft))
 
-    # Model states
+    # The phases that take turns on the GPU: the largest one counts.
+    seq, seq_source = sequence_tokens(args, shape.max_positions)
+    plan.notes.append(f"sequence length {seq}: {seq_source}")
+    phases = {_activations_key(args, seq): _activations(shape, args, seq)}
+    kv_per_token = 2 * shape.num_layers * shape.kv_dim * 2  # keys and values, bf16
+    # Generation under ZeRO-3 gathers the whole model next to its shards (trl's unwrap_model_for_generation).
+    gathered = base_bytes * P if layout.zero_stage == 3 else 0
+    gathered_note = " + the model gathered from ZeRO-3" if gathered else ""
+    if args.use_vllm and args.vllm_mode == "colocate":
+        _colocated_engine(plan, shape, args, seq, kv_per_token)
+    elif args.use_vllm:
+        plan.notes.append("generation (and evaluation) runs on the vLLM server's own GPUs")
+    else:
+        largest = max(n for _, n, _ in generation_calls(args, procs))
+        largest = min(largest, args.generation_chunk_size)  # HF generate takes at most this many per call
+        what = f"HF generate: KV cache of {largest} sequences x {seq} tokens{gathered_note}"
+        phases[what] = kv_per_token * largest * seq + gathered
+        if args.eval_benchmarks:
+            eval_seq = seq - args.max_completion_length + (args.eval_max_new_tokens or args.max_completion_length)
+            batch = args.generation_chunk_size
+            what = f"evaluation (HF generate): KV cache of {batch} sequences x {eval_seq} tokens{gathered_note}"
+            phases[what] = kv_per_token * batch * eval_seq + gathered
+    peak = max(phases, key=phases.get)
+    plan.components[peak] = phases[peak]
+    for name, value in phases.items():
+        if name != peak:
+            plan.notes.append(f"{name.split(':')[0]}: {value / GIB:.1f} GiB, below the peak above")
+    plan.components["CUDA context, NCCL buffers, fragmentation"] = RUNTIME_OVERHEAD_BYTES
+
+    evaluation = next((name for name in phases if name.startswith("evaluation")), None)
+    if evaluation is not None:
+        with_evaluation = plan.total_bytes - phases[peak] + phases[evaluation]
+        if with_evaluation > plan.gpu_bytes:
+            plan.refusal = (
+                f"the in-training evaluation (eval_benchmarks) on HF generate takes {phases[evaluation] / GIB:.1f} GiB "
+                f"({evaluation.split(': ', 1)[1]}), which brings a training GPU to {with_evaluation / GIB:.1f} GiB of "
+                f"{plan.gpu_bytes / GIB:.1f} GiB usable: evaluate through vLLM (use_vllm: true), lower "
+                "eval_max_new_tokens or generation_chunk_size, or leave eval_benchmarks empty and run `azr-trl eval` "
+                "on the checkpoints"
+            )
+    if not plan.fits:
+        plan.warnings.insert(
+            0,
+            f"estimated {plan.total_bytes / GIB:.1f} GiB per training GPU exceeds its {plan.gpu_bytes / GIB:.1f} GiB "
+            "usable: lower per_device_train_batch_size or max_prompt_tokens, offload the optimizer "
+            "(accelerate_configs/zero3_offload.yaml) or add training GPUs",
+        )
+    return plan
+
+
+def _model_states(shape: ModelShape, layout: TrainingLayout, weight_bytes, base_bytes, use_peft) -> dict[str, float]:
+    """Parameters, gradients and optimizer state on one GPU, by component."""
+    P, procs = shape.total_params, layout.processes
     if use_peft:
-        base = P * (FOUR_BIT_BYTES if load_in_4bit else weight_bytes)
+        base = P * base_bytes
         adapter = shape.lora_params * ADAPTER_BYTES_PER_PARAM
         if layout.zero_stage == 3:
             base, adapter = base / procs, adapter / procs
-        plan.components["frozen base weights"] = base
-        plan.components[f"LoRA adapter + grads + AdamW ({shape.lora_params / 1e6:.0f}M params)"] = adapter
-    elif layout.zero_stage == 3:
+        return {
+            "frozen base weights": base,
+            f"LoRA adapter + grads + AdamW ({shape.lora_params / 1e6:.0f}M params)": adapter,
+        }
+    if layout.zero_stage == 3:
         from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
 
         _, gpu, _ = estimate_zero3_model_states_mem_needs(
@@ -238,166 +303,50 @@ def estimate_memory(
             cpu_offload_params=layout.offload_params,
             zero_init=True,
         )
-        plan.components["params + grads + optimizer (DeepSpeed ZeRO-3 estimator)"] = gpu
-    elif layout.zero_stage in (1, 2):
+        return {"params + grads + optimizer (DeepSpeed ZeRO-3 estimator)": gpu}
+    if layout.zero_stage in (1, 2):
         from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
 
         _, gpu = estimate_zero2_model_states_mem_needs(
             P, num_gpus_per_node=procs, num_nodes=1, cpu_offload=layout.offload_optimizer
         )
-        plan.components[f"params + grads + optimizer (DeepSpeed ZeRO-{layout.zero_stage} estimator)"] = gpu
-    else:
-        # Weights, gradients and AdamW's two moments, all in the model's dtype.
-        plan.components["params + grads + AdamW"] = 4 * weight_bytes * P
+        return {f"params + grads + optimizer (DeepSpeed ZeRO-{layout.zero_stage} estimator)": gpu}
+    # Weights, gradients and AdamW's two moments, all in the model's dtype.
+    return {"params + grads + AdamW": 4 * weight_bytes * P}
 
-    # Activations of one micro-batch
-    seq, seq_source = sequence_tokens(args)
+
+def _activations_key(args, seq: int) -> str:
+    return f"activations (micro-batch {args.per_device_train_batch_size} x {seq} tokens)"
+
+
+def _activations(shape: ModelShape, args, seq: int) -> float:
+    """Saved tensors of one micro-batch of ``seq``-token rows through the forward and backward pass."""
     tokens = args.per_device_train_batch_size * seq
     h, i, kv = shape.hidden_size, shape.intermediate_size, shape.kv_dim
     # One decoder layer's saved tensors, in bf16 elements per token: norms (kept in fp32), q/k/v, attention and
     # projection outputs, and the four MLP intermediates. Doubled during the backward pass (their gradients).
     layer = 2 * (12 * h + 4 * i + 2 * kv) * 2
     if args.gradient_checkpointing:
-        activations = tokens * (shape.num_layers * h * 2 + layer)
-    else:
-        activations = tokens * shape.num_layers * layer
-    activations_key = f"activations (micro-batch {args.per_device_train_batch_size} x {seq} tokens)"
-    plan.components[activations_key] = activations
-    plan.notes.append(f"sequence length {seq}: {seq_source}")
+        return tokens * (shape.num_layers * h * 2 + layer)
+    return tokens * shape.num_layers * layer
 
-    # Generation on the training GPU
-    kv_per_token = 2 * shape.num_layers * kv * 2  # keys and values, bf16
-    if args.use_vllm and args.vllm_mode == "colocate":
-        share = args.vllm_gpu_memory_utilization * plan.gpu_bytes
-        weights = 2 * P / max(args.vllm_tensor_parallel_size, 1)
-        kv_room = share - weights - VLLM_OVERHEAD_BYTES
-        max_len = args.vllm_max_model_length or shape.max_positions or seq
-        plan.components[f"vLLM colocate share ({args.vllm_gpu_memory_utilization:.2f} of the GPU)"] = share
-        per_seq = kv_per_token * max_len
-        if kv_room < per_seq:
-            plan.warnings.append(
-                f"vLLM colocate: {args.vllm_gpu_memory_utilization:.2f} x {gpu_memory_gb:g} GB = {share / GIB:.1f} GB "
-                f"leaves {max(kv_room, 0) / GIB:.1f} GB of KV cache after {weights / GIB:.1f} GB of weights, less than "
-                f"one {max_len}-token sequence ({per_seq / GIB:.2f} GB): raise vllm_gpu_memory_utilization"
-            )
-        else:
-            plan.notes.append(
-                f"vLLM KV cache: {kv_room / GIB:.1f} GB, {int(kv_room // per_seq)} sequences of {max_len} tokens at once"
-            )
-    elif not args.use_vllm:
-        largest = max(n for _, n, _ in generation_calls(args, layout.processes))
-        # HF generation runs in chunks of `generation_chunk_size` sequences where the config has that field.
-        largest = min(largest, getattr(args, "generation_chunk_size", None) or largest)
-        kv_cache = kv_per_token * largest * seq
-        gathered = weight_bytes * P if layout.zero_stage == 3 and not use_peft else 0
-        generation = kv_cache + gathered
-        # Generation and the training pass do not overlap: the larger of the two counts.
-        if generation > activations:
-            del plan.components[activations_key]
-            what = f"HF generate: KV cache of {largest} sequences x {seq} tokens"
-            if gathered:
-                what += " + the model gathered from ZeRO-3"
-            plan.components[what] = generation
-            plan.notes.append(f"training activations ({activations / GIB:.1f} GB) are below generation's peak")
-        else:
-            plan.notes.append(f"HF generate peak {generation / GIB:.1f} GB is below the training activations")
-    else:
-        plan.notes.append("generation runs on the vLLM server's own GPUs")
-    plan.components["CUDA context, NCCL buffers, fragmentation"] = RUNTIME_OVERHEAD_BYTES
-    if not plan.fits:
-        plan.warnings.insert(
-            0,
-            f"estimated {plan.total_bytes / GIB:.1f} GB per training GPU exceeds its {gpu_memory_gb:g} GB: lower "
-            "per_device_train_batch_size, offload the optimizer (accelerate_configs/zero3_offload.yaml) or add "
-            "training GPUs",
+
+def _colocated_engine(plan: MemoryPlan, shape: ModelShape, args, seq: int, kv_per_token: int) -> None:
+    """The colocated vLLM engine's share of the GPU, and whether its KV cache holds one sequence after the weights."""
+    share = args.vllm_gpu_memory_utilization * plan.gpu_bytes
+    weights = 2 * shape.total_params / max(args.vllm_tensor_parallel_size, 1)
+    kv_room = share - weights - VLLM_OVERHEAD_BYTES
+    max_len = args.vllm_max_model_length or shape.max_positions or seq
+    plan.components[f"vLLM colocate share ({args.vllm_gpu_memory_utilization:.2f} of the GPU)"] = share
+    per_seq = kv_per_token * max_len
+    if kv_room < per_seq:
+        plan.warnings.append(
+            f"vLLM colocate: {args.vllm_gpu_memory_utilization:.2f} x {plan.gpu_bytes / GIB:.1f} GiB = "
+            f"{share / GIB:.1f} GiB leaves {max(kv_room, 0) / GIB:.1f} GiB of KV cache after {weights / GIB:.1f} GiB "
+            f"of weights, less than one {max_len}-token sequence ({per_seq / GIB:.2f} GiB): raise "
+            "vllm_gpu_memory_utilization"
         )
-    return plan
-
-
-def format_plan(args, layout: TrainingLayout, plan: MemoryPlan | None, model_note: str) -> str:
-    """The plan as printed by the pre-flight and ``--dry-run``."""
-    lines = [f"AZR plan: {layout.describe()}"]
-    rows = args.rows_per_device
-    micro = rows // args.per_device_train_batch_size
-    lines.append(
-        f"  rows per step: {rows} per process ({len(args.task_types)} task types x ({args.propose_per_type} propose + "
-        f"{args.solve_per_type} solve)), {rows * layout.processes} in total; {micro} micro-batches of "
-        f"{args.per_device_train_batch_size}, one optimizer step"
-    )
-    engine = "vLLM server" if args.use_vllm and args.vllm_mode == "server" else (
-        "vLLM colocate" if args.use_vllm else "HF generate"
-    )  # fmt: skip
-    calls = generation_calls(args, layout.processes)
-    described = ", ".join(f"{name} {per_call}" for name, _, per_call in calls)
-    lines.append(f"  generation calls per step: {len(calls)} ({engine}), sequences per call: {described}")
-    generated = sum(n for _, n, _ in calls) * layout.processes
-    lines.append(
-        f"  tokens per step: up to {generated * args.max_completion_length / 1e6:.2f}M generated "
-        f"({generated} sequences x {args.max_completion_length}), up to "
-        f"{rows * layout.processes * sequence_tokens(args)[0] / 1e6:.2f}M trained"
-    )
-    if plan is None:
-        lines.append(f"  memory: {model_note}")
-        return "\n".join(lines)
-    lines.append(f"  memory per training GPU ({model_note}):")
-    for name, value in plan.components.items():
-        lines.append(f"    {value / GIB:7.1f} GB  {name}")
-    verdict = "fits" if plan.fits else "DOES NOT FIT"
-    lines.append(f"    {plan.total_bytes / GIB:7.1f} GB  total of {plan.gpu_bytes / GIB:g} GB: {verdict}")
-    lines += [f"    note: {note}" for note in plan.notes]
-    lines += [f"  WARNING: {warning}" for warning in plan.warnings]
-    return "\n".join(lines)
-
-
-def plan_run(script_args, training_args, model_args):
-    """The plan of a parsed recipe (script arguments, `AZRConfig`, `ModelConfig`) as text, and its memory estimate
-    (None without a model config, or for a CPU run)."""
-    layout = training_layout(script_args.accelerate_config, script_args.num_training_processes)
-    plan = None
-    if training_args.use_cpu:
-        config, note = None, "use_cpu: no GPU memory plan"
     else:
-        config, note = _model_config(model_args, training_args)
-    if config is not None:
-        shape = model_shape(config, model_args.lora_r if model_args.use_peft else 0, model_args.lora_target_modules)
-        plan = estimate_memory(
-            shape,
-            training_args,
-            layout,
-            _gpu_memory_gb(script_args),
-            use_peft=model_args.use_peft,
-            load_in_4bit=model_args.load_in_4bit,
+        plan.notes.append(
+            f"vLLM KV cache: {kv_room / GIB:.1f} GiB, {int(kv_room // per_seq)} sequences of {max_len} tokens at once"
         )
-        note = f"{shape.total_params / 1e9:.2f}B parameters, from the config of {model_args.model_name_or_path}"
-    return format_plan(training_args, layout, plan, note), plan
-
-
-def _model_config(model_args, training_args):
-    """The model's config without its weights: a local folder, the converted default model, or the Hub if reachable."""
-    from transformers import AutoConfig
-
-    from .offline_models import OFFLINE_MODELS, offline_model_dir
-
-    name = model_args.model_name_or_path
-    if name in OFFLINE_MODELS:
-        alias, name = name, str(offline_model_dir(name))
-        if not (Path(name) / "config.json").is_file():
-            return None, f"the model {alias} is not converted yet (`azr-trl model-path {alias}`)"
-    try:
-        config = AutoConfig.from_pretrained(
-            name, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
-        )
-    except Exception as err:  # offline, gated, no such repo: the plan goes on without memory
-        reason = " ".join(str(err).split())[:160]
-        return None, f"no memory estimate: the config of {name} is not available here ({reason})"
-    return config, ""
-
-
-def _gpu_memory_gb(script_args) -> float:
-    import torch
-
-    if script_args.gpu_memory_gb is not None:
-        return script_args.gpu_memory_gb
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GIB
-    return DEFAULT_GPU_MEMORY_GB

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 # Keys that recipes written for older TRL/transformers versions (e.g. open-r1's) still carry.
 _RENAMED_KEYS = {
     "torch_dtype": "use `dtype`",
-    "max_prompt_length": "removed from GRPOConfig in TRL 1.x; AZR prompts are never truncated",
+    "max_prompt_length": "removed from GRPOConfig in TRL 1.x; AZR's prompt ceiling is `max_prompt_tokens` (prompts "
+    "drop references to fit, never truncated)",
     "warmup_ratio": "use `warmup_steps` (a value below 1 is a ratio)",
     "overwrite_output_dir": "removed in transformers 5; pick a new `output_dir` or set `auto_resume: false`",
     "num_generations": "AZRConfig derives it; set `mc_rollouts` for the Monte-Carlo solver rollouts",
@@ -145,6 +146,24 @@ def check_environment(model_args: ModelConfig) -> None:
         raise RecipeError(
             "load_in_4bit/load_in_8bit (QLoRA) need bitsandbytes, which is not installed: pip install 'azr-trl[qlora]'"
         )
+
+
+def check_launch(script_args: AZRScriptArguments, env=os.environ) -> None:
+    """The launch runs as many training processes as the recipe is written for (``num_training_processes``).
+
+    accelerate's configs default to 8 processes: launched without ``--num_processes``, a recipe written for 2 would
+    train with 4 times its batch per step, since ``propose_per_type``/``solve_per_type`` are per process.
+    """
+    wanted = script_args.num_training_processes
+    launched = int(env.get("WORLD_SIZE", "1"))
+    if wanted is None or launched == wanted or script_args.allow_process_count_mismatch:
+        return
+    raise RecipeError(
+        f"this recipe is written for num_training_processes={wanted} but the launch started {launched} "
+        f"process{'es' if launched != 1 else ''}: add `--num_processes {wanted}` to `accelerate launch` (to train "
+        f"with {launched} on purpose, with the batch per step scaled by {launched}/{wanted}, set "
+        "allow_process_count_mismatch: true)"
+    )
 
 
 def load_reward_func(path: str):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from azr_trl import AZRTrainer
-from azr_trl.generation.prompt_budget import sample_references
+from azr_trl.generation.prompt_budget import sample_references, solve_prompt_fits
 from azr_trl.selfplay.batch import build_training_batch
 from azr_trl.selfplay.buffer import TaskBuffer
 from azr_trl.tasks import Task, get_task_spec
@@ -84,6 +84,26 @@ def test_prompts_over_the_budget_are_skipped_counted_and_never_drawn_again(tmp_p
     assert len(lengths) == trainer.args.rows_per_device and max(lengths) <= trainer._prompt_token_budget()
 
 
+def test_the_prompt_ceiling_skips_prompts_the_engine_would_take(tmp_path):
+    """max_prompt_tokens below the room the engine leaves (4,096 positions - 12): the long seed task is skipped as a
+    reference and as an abduction solve task although the engine would take its prompts."""
+    seed_file = tmp_path / "seeds.jsonl"
+    seed_file.write_text(json.dumps(LONG_ROW) + "\n")
+    trainer = _trainer(tmp_path / "run", seed_files=[str(seed_file)], max_prompt_tokens=2588)
+    assert trainer._prompt_token_budget() == 2588
+    long = trainer.buffer.tasks("abduction")[0]
+    solve = trainer.specs["abduction"].solve_prompt(long, trainer.prompt_format)
+    assert 2588 < _prompt_length(trainer, solve) <= 4096 - 12
+    assert not solve_prompt_fits(trainer, long)
+    chosen = sample_references(trainer, "deduction", 1, random.Random(0))
+    assert [t.key() for t in chosen] == [zero_triplet("deduction").key()]
+    assert sorted((role, task_type) for role, task_type, _ in trainer._too_long_marks) == [
+        ("propose", "deduction"),
+        ("solve", "abduction"),
+    ]
+    trainer.close()
+
+
 def test_a_valid_proposal_too_long_to_solve_gets_no_monte_carlo_rollouts(tmp_path):
     tokenizer = make_tiny_tokenizer()
     trainer = _trainer(tmp_path, tokenizer, make_tiny_model(tokenizer, max_position_embeddings=2600))
@@ -119,7 +139,8 @@ def test_references_that_fit_alone_but_not_together_are_dropped_longest_first(tm
 
 
 def test_prompt_token_budget_comes_from_the_engine(tmp_path):
-    """HF generate: the model's positions; vLLM server: its own max_model_len, asked once; colocate: the engine's."""
+    """HF generate: the model's positions; vLLM server: its own max_model_len, asked once; colocate: the engine's.
+    The prompt ceiling caps each of them."""
     trainer = _trainer(tmp_path)
     assert trainer._prompt_token_budget() == 4096 - 12
     asked = []
@@ -138,6 +159,9 @@ def test_prompt_token_budget_comes_from_the_engine(tmp_path):
     trainer.vllm_generation = SimpleNamespace(llm=SimpleNamespace(llm_engine=engine))
     del trainer._prompt_budget
     assert trainer._prompt_token_budget() == 2048 - 12
+    trainer.args.max_prompt_tokens = 1500
+    del trainer._prompt_budget
+    assert trainer._prompt_token_budget() == 1500
     trainer.close()
 
 
@@ -145,6 +169,8 @@ def test_a_budget_too_small_for_any_prompt_is_refused_at_start(tmp_path):
     tokenizer = make_tiny_tokenizer()
     with pytest.raises(ValueError, match="max_completion_length=12"):
         _trainer(tmp_path, tokenizer, make_tiny_model(tokenizer, max_position_embeddings=1024))
+    with pytest.raises(ValueError, match="prompt has [0-9]+ tokens, more than max_prompt_tokens=1000. Raise max_pr"):
+        _trainer(tmp_path, tokenizer, max_prompt_tokens=1000)
 
 
 def test_the_seeding_phases_untrained_triplet_type_is_checked_at_start(tmp_path):
@@ -186,6 +212,7 @@ def test_default_model_step_completes_with_a_seed_task_longer_than_its_positions
         max_completion_length=8,
         learning_rate=1e-5,
         seed_files=[str(seed_file)],
+        max_prompt_tokens=16384,  # the model's positions bind, not the prompt ceiling
     )
     trainer = AZRTrainer(
         AutoModelForCausalLM.from_pretrained(default_model_path), args=config, processing_class=tokenizer
@@ -232,9 +259,11 @@ def test_every_rank_makes_the_same_number_of_generate_calls(tmp_path):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    # Chunks of 2: rank 0 has 5 prompts (3 calls), rank 1 has 2 (1 call of its own, then 2 to keep in step).
+    # Chunks of 2: rank 0 has 5 prompts (3 calls), rank 1 has 2 (1 call of its own, then 2 one-token calls on one
+    # prompt to keep in step). Its padding rows never reach generate: the calls alone keep the ranks in step.
     assert [r["rows"] for r in ranks] == [5, 2]
-    assert [r["calls"] for r in ranks] == [[2, 2, 1], [2, 1, 1]]
+    assert ranks[0]["calls"] == [[2, 12], [2, 12], [1, 12]]
+    assert ranks[1]["calls"] == [[2, 12], [1, 1], [1, 1]]
 
 
 # ---------------------------------------------------------------------------------------------------- banned ids

@@ -15,7 +15,7 @@ from azr_trl.selfplay.advantages import baseline_group_ids, task_relative_advant
 from azr_trl.selfplay.buffer import TaskBuffer
 from azr_trl.selfplay.rewards import make_azr_reward_funcs
 from azr_trl.selfplay.rollouts import draw_solve_tasks
-from azr_trl.tasks import Task
+from azr_trl.tasks import Task, get_task_spec
 
 
 def make(**kwargs):
@@ -194,7 +194,10 @@ def _fake_rank(buffer, rank, world, n=3, step=5):
         accelerator=SimpleNamespace(num_processes=world, process_index=rank),
         state=SimpleNamespace(global_step=step),
         buffer=buffer,
-        _prompt_token_budget=lambda: None,  # no engine limit: every task's solve prompt fits
+        specs={"deduction": get_task_spec("deduction")},
+        prompt_format="chat",
+        _prompt_token_budget=lambda: 100,
+        _tokenize_prompts=lambda prompts: ([[0]] * len(prompts), None, None),  # 1 token: every solve prompt fits
     )
 
 

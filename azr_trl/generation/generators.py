@@ -189,6 +189,28 @@ class HFGenerator:
         return out
 
 
+class TrainerEngineGenerator:
+    """Generation through an `AZRTrainer`'s own vLLM engine (server or colocated), for the in-training evaluation.
+
+    The engine holds the weights of the current step (a step that changed syncs them first, as training does), keeps
+    the run's banned tokens out, and costs the training GPUs no gathered model. Every rank must call `generate` with
+    as many prompts: a vLLM server gathers every rank's prompts into one request.
+    """
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def generate(
+        self, prompts: Sequence[Prompt], settings: SamplingSettings, progress: bool = True, desc: str = "generate"
+    ) -> list[list[str]]:
+        n = settings.num_samples
+        repeated = [prompt for prompt in prompts for _ in range(n)]
+        texts = self.trainer._sample(
+            repeated, num_generations=n, temperature=settings.temperature, max_tokens=settings.max_new_tokens
+        )[3]
+        return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+
 class VLLMGenerator:
     """Generation with `vllm.LLM` (GPU only). The model path is loaded by vLLM; prompts are tokenized here so that the
     chat template and special tokens match the HF backend exactly."""

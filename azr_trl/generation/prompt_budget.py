@@ -2,12 +2,14 @@
 
 :class:`PromptBudget` holds the rule both the trainer and seeding (``azr-trl seed``, the seeding phase) follow: a
 propose prompt shows its references minus the longest ones until it fits. The trainer's budget (from
-:meth:`AZRTrainer._prompt_token_budget`) is the engine's prompt + completion limit minus ``max_completion_length``:
-a longer prompt makes a vLLM server refuse the whole batch (HTTP 400), a colocated engine raise, and HF ``generate``
-run past the model's positions. A reference or task whose prompt does not fit is skipped, marked in the task buffer
-so it is never drawn again for that role (the mark is saved with the buffer), and replaced by another draw. When
-nothing fits, the zero task stands in, so a step always completes. Every rank's marks are applied on every rank at
-the end of the step and counted in ``azr/too_long/references`` and ``azr/too_long/solve_tasks``.
+:meth:`AZRTrainer._prompt_token_budget`) is ``max_prompt_tokens``, the run's prompt ceiling that bounds the padded
+micro-batches the memory plan sizes, or less where the engine's prompt + completion limit leaves less room next to
+``max_completion_length``: a longer prompt makes a vLLM server refuse the whole batch (HTTP 400), a colocated engine
+raise, and HF ``generate`` run past the model's positions. A reference or task whose prompt does not fit is skipped,
+marked in the task buffer so it is never drawn again for that role (the mark is saved with the buffer), and replaced
+by another draw. When nothing fits, the zero task stands in, so a step always completes. Every rank's marks are
+applied on every rank at the end of the step and counted in ``azr/too_long/references`` and
+``azr/too_long/solve_tasks``.
 """
 
 from __future__ import annotations
@@ -85,33 +87,30 @@ class PromptBudget:
                     yield spec.task_type, role, length
 
 
-def trainer_prompt_budget(trainer: AZRTrainer) -> PromptBudget | None:
-    """The trainer's budget (:meth:`AZRTrainer._prompt_token_budget`), counted as its engine tokenizes; None without
-    a limit."""
-    tokens = trainer._prompt_token_budget()
-    return None if tokens is None else PromptBudget(tokens, lambda prompt: prompt_length(trainer, prompt))
+def trainer_prompt_budget(trainer: AZRTrainer) -> PromptBudget:
+    """The trainer's budget (:meth:`AZRTrainer._prompt_token_budget`), counted as its engine tokenizes."""
+    return PromptBudget(trainer._prompt_token_budget(), lambda prompt: prompt_length(trainer, prompt))
 
 
 def check_prompt_budget(trainer: AZRTrainer, seeding_specs: Iterable[TaskSpec] = ()) -> None:
-    """Refuse a setup where even the shortest prompts (the zero tasks') leave no room for a completion.
+    """Refuse a setup where even the shortest prompts (the zero tasks') are over the budget.
 
     ``seeding_specs``: the specs the seeding phase proposes with besides the trained ones (it checks nothing itself).
     """
     budget = trainer_prompt_budget(trainer)
-    if budget is None:
-        if trainer.accelerator.is_main_process:
-            logger.warning("The model states no maximum length: prompts are not checked against a token budget.")
-        return
     over = budget.shortest_prompts_over(trainer.specs.values(), trainer.prompt_format)
     seeding = budget.shortest_prompts_over(seeding_specs, trainer.prompt_format, roles=("propose",))
     for task_type, role, length in (*over, *seeding):
-        limit = budget.tokens + trainer.max_completion_length
-        raise ValueError(
-            f"The shortest {task_type} {role} prompt has {length} tokens, but the generation engine takes "
-            f"{limit} tokens in all, which leaves {budget.tokens} for a prompt next to max_completion_length="
-            f"{trainer.max_completion_length}. Lower max_completion_length, or raise the engine's limit "
-            "(`trl vllm-serve --max_model_len`, `vllm_max_model_length`)."
-        )
+        ceiling, limit = trainer.args.max_prompt_tokens, trainer._engine_token_limit
+        if budget.tokens == ceiling:
+            why = f"max_prompt_tokens={ceiling}. Raise max_prompt_tokens."
+        else:
+            why = (
+                f"the generation engine takes {limit} tokens in all, which leaves {budget.tokens} for a prompt next "
+                f"to max_completion_length={trainer.max_completion_length}. Lower max_completion_length, or raise "
+                "the engine's limit (`trl vllm-serve --max_model_len`, `vllm_max_model_length`)."
+            )
+        raise ValueError(f"The shortest {task_type} {role} prompt has {length} tokens, more than {why}")
 
 
 def sample_references(trainer: AZRTrainer, task_type: str, k: int, rng: random.Random) -> list[Task]:
@@ -131,10 +130,7 @@ def sample_references(trainer: AZRTrainer, task_type: str, k: int, rng: random.R
             _skip(trainer, reference, "propose", task_type)
         return draw()  # the marked ones are out of the pool now
 
-    chosen = draw()
-    budget = trainer_prompt_budget(trainer)
-    if budget is not None:
-        chosen = budget.fitting_references(spec, chosen, fmt, replace_too_long=mark_and_draw)
+    chosen = trainer_prompt_budget(trainer).fitting_references(spec, draw(), fmt, replace_too_long=mark_and_draw)
     if chosen:
         return chosen
     _warn_once(
@@ -161,8 +157,7 @@ def solve_prompt_fits(trainer: AZRTrainer, task: Task) -> bool:
     """Whether ``task``'s solve prompt fits the budget; a task that does not is marked."""
     if trainer.buffer.is_too_long(task, "solve", task.task_type):
         return False
-    budget = trainer_prompt_budget(trainer)
-    if budget is None or budget.fits(trainer.specs[task.task_type].solve_prompt(task, trainer.prompt_format)):
+    if trainer_prompt_budget(trainer).fits(trainer.specs[task.task_type].solve_prompt(task, trainer.prompt_format)):
         return True
     _skip(trainer, task, "solve", task.task_type)
     return False

@@ -5,7 +5,8 @@ trainer's own generation backend (HF generate, vLLM server or colocate) and exec
 proposes its share of every round, the valid tasks of all ranks are gathered in rank order, and every rank ends with
 the same seeds. The main process appends each accepted task to the run directory at once, so a restart in the same
 ``output_dir`` continues from those files instead of seeding again; a resumed checkpoint brings its own buffer and
-skips the phase.
+skips the phase. A run that stops during the phase (a vLLM server gone past its retry window, a weight push that
+never returns) writes no checkpoint: checkpoints exist only once the seeds are in the buffer.
 """
 
 from __future__ import annotations
@@ -82,6 +83,18 @@ def run_seeding_phase(trainer: Any, specs: dict[str, TaskSpec]) -> None:
     if report.induction is not None:
         seeds += report.induction.tasks[: args.seed_num_induction]
     trainer.buffer.add_seeds(seeds)
+
+
+def seeding_resume_hint(args) -> str:
+    """What a run stopped during the seeding phase leaves, and how it continues."""
+    files = [os.path.join(args.output_dir, SEED_TASKS_FILE)]
+    if "induction" in args.task_types and args.seed_num_induction > 0:
+        files.append(os.path.join(args.output_dir, SEED_INDUCTION_FILE))
+    return (
+        f"The seeding phase had not finished, so no checkpoint was written: the seeds collected so far are in "
+        f"{' and '.join(files)}, and a restart with the same output_dir (no --resume_from_checkpoint) seeds on from "
+        "them before training."
+    )
 
 
 def seeding_metrics(report: SeedReport) -> dict[str, float]:

@@ -27,6 +27,12 @@ def _pad(rows: list[list], value: float, side: str, trainer: GRPOTrainer, dtype=
     )
 
 
+def clipped_completions(trainer: GRPOTrainer, completion_ids: list[list[int]]) -> list[bool]:
+    """Whether each completion ran out of tokens: it does not end with EOS or the pad token (GRPO's rule)."""
+    stops = {*trainer.eos_token_ids, trainer._tokenizer.pad_token_id}
+    return [not ids or ids[-1] not in stops for ids in completion_ids]
+
+
 def build_training_batch(
     trainer: GRPOTrainer,
     prompt_ids: list[list[int]],
@@ -41,8 +47,7 @@ def build_training_batch(
     completion_mask = _pad([[1] * len(r) for r in completion_ids], 0, "right", trainer)
 
     if trainer.mask_truncated_completions:
-        stops = {*trainer.eos_token_ids, pad_id}
-        truncated = torch.tensor([not r or r[-1] not in stops for r in completion_ids], device=completion.device)
+        truncated = torch.tensor(clipped_completions(trainer, completion_ids), device=completion.device)
         completion_mask = completion_mask * (~truncated).unsqueeze(1).int()
     num_items_in_batch = trainer.accelerator.gather(completion_mask.sum()).sum()
 

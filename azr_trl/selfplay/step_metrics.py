@@ -17,6 +17,7 @@ import torch
 from accelerate.utils import gather_object
 
 from ..tasks.task import ROLES
+from .batch import clipped_completions
 
 
 if TYPE_CHECKING:
@@ -171,11 +172,9 @@ def log_step(
     for i, name in enumerate(trainer.reward_func_names):
         metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
     metrics["reward"].append(torch.nanmean(rewards).item())
-    # Completion-length metrics (what GRPO's `_generate` logs for its own rows).
-    lengths = torch.tensor([r.length for r in records], dtype=torch.float)
-    metrics["completions/mean_length"].append(lengths.mean().item())
-    metrics["completions/max_length"].append(lengths.max().item())
-    trainer.state.num_input_tokens_seen += int(lengths.sum().item())
+    for key, value in completion_length_metrics(trainer, rollouts).items():
+        metrics[key].append(value)
+    metrics["num_tokens"] = [float(trainer.state.num_input_tokens_seen)]  # a running total, as GRPO keeps it
 
     trainer._logs["prompt"].extend(gather_object(rollouts.prompts))
     trainer._logs["completion"].extend(gather_object(rollouts.completions(trainer.prompt_format)))
@@ -185,6 +184,29 @@ def log_step(
     for column in ("task_type", "role", "verdict"):
         trainer._logs["extra"][column].extend(getattr(r, column) for r in records)
     _flush_reward_func_logs(trainer, len(rollouts.prompts))
+
+
+def completion_length_metrics(trainer: AZRTrainer, rollouts: Rollouts) -> dict[str, float]:
+    """What GRPO's `_generate` logs for its rows, for this step's trained rows of all ranks: completion lengths
+    (``completions/{mean,min,max}_length``), the share cut by ``max_completion_length`` (``completions/clipped_ratio``),
+    the lengths of those that ended (``completions/{mean,min,max}_terminated_length``, 0 when none did). Their
+    prompt and completion tokens are added to ``state.num_input_tokens_seen``, as GRPO does."""
+    device = trainer.accelerator.device
+    gather = trainer.accelerator.gather
+    prompt_lengths = gather(torch.tensor([len(ids) for ids in rollouts.prompt_ids], device=device))
+    lengths = gather(torch.tensor([len(ids) for ids in rollouts.completion_ids], device=device)).float()
+    cut = gather(torch.tensor(clipped_completions(trainer, rollouts.completion_ids), device=device))
+    trainer.state.num_input_tokens_seen += int(prompt_lengths.sum().item() + lengths.sum().item())
+    terminated = lengths[~cut] if (~cut).any() else torch.zeros(1, device=device)
+    return {
+        "completions/mean_length": lengths.mean().item(),
+        "completions/min_length": lengths.min().item(),
+        "completions/max_length": lengths.max().item(),
+        "completions/clipped_ratio": cut.float().mean().item(),
+        "completions/mean_terminated_length": terminated.mean().item(),
+        "completions/min_terminated_length": terminated.min().item(),
+        "completions/max_terminated_length": terminated.max().item(),
+    }
 
 
 def _flush_reward_func_logs(trainer: AZRTrainer, local_rows: int) -> None:

@@ -62,12 +62,31 @@ TRIPLET_PROPOSE = "## Task: Write a New Python Program"
 INDUCTION_PROPOSE = "## Task: Choose "
 
 
+def scripted_proposal(prompt: str, k: int, rank: int = 0) -> str | None:
+    """A valid proposal for a proposer prompt (the ``k``-th scripted one), None for any other prompt.
+
+    Even proposals are the same on every rank (so ranks propose duplicates of each other); odd ones differ by rank.
+    """
+    if INDUCTION_PROPOSE in prompt:
+        n = int(prompt.split(INDUCTION_PROPOSE, 1)[1].split()[0])
+        inputs = "".join(f"```input\n{k + i}\n```\n" for i in range(n))
+        return f"<answer>\n{inputs}```message\nArithmetic on one number.\n```\n</answer>"
+    if TRIPLET_PROPOSE not in prompt:
+        return None
+    scale = 2 if k % 2 == 0 else 3 + rank
+    program = f"def f(x):\n    return x * {scale} + {k}\n"
+    return f"<think>linear</think>\n<answer>\n```python\n{program}```\n```input\n{k}\n```\n</answer>"
+
+
+def _scripted_ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
 def script_proposals(model, tokenizer, rank: int = 0):
     """Make ``model.generate`` answer proposer prompts with valid proposals; every other prompt gets the real model.
 
     A stand-in for a model that can write tasks, behind the trainer's real generation path (``_generate_single_turn``
-    tokenises, pads, calls ``generate`` and cuts at the first EOS as for any model). Even proposals are the same on
-    every rank (so ranks propose duplicates of each other); odd ones differ by rank. Returns the list of scripted
+    tokenises, pads, calls ``generate`` and cuts at the first EOS as for any model). Returns the list of scripted
     batch sizes, one per call.
     """
     real_generate = model.generate
@@ -79,25 +98,47 @@ def script_proposals(model, tokenizer, rank: int = 0):
         if not all(TRIPLET_PROPOSE in p or INDUCTION_PROPOSE in p for p in prompts):
             return real_generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         calls.append(len(prompts))
-        texts = []
-        for prompt in prompts:
-            k = next(counter)
-            if INDUCTION_PROPOSE in prompt:
-                n = int(prompt.split(INDUCTION_PROPOSE, 1)[1].split()[0])
-                inputs = "".join(f"```input\n{k + i}\n```\n" for i in range(n))
-                texts.append(f"<answer>\n{inputs}```message\nArithmetic on one number.\n```\n</answer>")
-            else:
-                scale = 2 if k % 2 == 0 else 3 + rank
-                program = f"def f(x):\n    return x * {scale} + {k}\n"
-                texts.append(
-                    f"<think>linear</think>\n<answer>\n```python\n{program}```\n```input\n{k}\n```\n</answer>"
-                )
-        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+        ids = [_scripted_ids(tokenizer, scripted_proposal(prompt, next(counter), rank)) for prompt in prompts]
         width = max(map(len, ids))
         completion = torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in ids])
         return torch.cat([input_ids, completion.to(input_ids.device)], dim=1)
 
     model.generate = generate
+    return calls
+
+
+def script_server_proposals(monkeypatch, tokenizer, after_request=None) -> list[int]:
+    """Make the requests to a vLLM server (`VLLMClient.generate`, made by the main process) answer proposer prompts
+    with valid proposals: the request runs on the server as it is, then the completions of its proposer prompts are
+    replaced. ``after_request(n)`` runs after the ``n``-th scripted request has been answered (1-based). Returns the
+    number of proposer prompts of each scripted request."""
+    from trl.generation.vllm_client import VLLMClient
+
+    real_generate = VLLMClient.generate
+    counter = itertools.count()
+    calls: list[int] = []
+
+    def generate(self, prompts, *args, n: int = 1, **kwargs):
+        output = real_generate(self, prompts, *args, n=n, **kwargs)
+        texts = tokenizer.batch_decode(prompts, skip_special_tokens=True)
+        if not any(TRIPLET_PROPOSE in t or INDUCTION_PROPOSE in t for t in texts):
+            return output
+        calls.append(len(prompts))
+        for i, text in enumerate(texts):
+            for j in range(i * n, (i + 1) * n):
+                proposal = scripted_proposal(text, next(counter))
+                if proposal is None:
+                    continue
+                ids = _scripted_ids(tokenizer, proposal)
+                output["completion_ids"][j] = ids
+                if output.get("logprobs") is not None:
+                    output["logprobs"][j] = [[0.0]] * len(ids)
+                    output["logprob_token_ids"][j] = [[token] for token in ids]
+        if after_request is not None:
+            after_request(len(calls))
+        return output
+
+    monkeypatch.setattr(VLLMClient, "generate", generate)
     return calls
 
 

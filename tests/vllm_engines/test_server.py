@@ -133,6 +133,7 @@ def test_run_waits_for_a_restarted_server_and_pushes_the_weights_again(
 
     def crash_and_restart():
         marks["killed_at"] = len(events)
+        marks["identity"] = trainer._vllm_server_retry.known_identity
         server.kill()
         server.start()  # comes back after its usual start-up (tens of seconds); the run must wait for it
 
@@ -151,7 +152,69 @@ def test_run_waits_for_a_restarted_server_and_pushes_the_weights_again(
     assert after[:first_generation].count("init_communicator") >= 1
     last_init = max(i for i, e in enumerate(after[:first_generation]) if e == "init_communicator")
     assert after[last_init + 1] == f"push {params}"
-    assert f"127.0.0.1:{server.port}" in caplog.text and "is back" in caplog.text
+    assert f"127.0.0.1:{server.port}" in caplog.text and f"{server.port} restarted" in caplog.text
+    # The real server reports the instance_id vLLM sets when it starts: the restart was told by it.
+    assert trainer._vllm_server_retry.known_identity not in (None, "", marks["identity"])
+
+
+def test_seeding_resumes_after_the_server_stays_down_past_the_retry_window(
+    tmp_path, server, events, monkeypatch, default_model_path
+):
+    """The server is killed during the seeding phase (Algorithm 1) and stays down past vllm_server_retry_seconds. The
+    run stops without a checkpoint, whose buffer would hold none of the seeds (an automatic resume would then train on
+    the zero triplet); the seeds written so far stay in the seed file. With the server back, a restart in the same
+    output_dir seeds on from that file and trains.
+
+    The default model cannot write a valid task, so the server's answers to proposer prompts are replaced by valid
+    proposals once each request has run on the server (tests/scripts/tiny_azr_run.py)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from azr_trl.seeding.generation import SEED_TASKS_FILE
+
+    from scripts.tiny_azr_run import script_server_proposals
+
+    server.wait_healthy()
+    output_dir = tmp_path / "out"
+    settings = dict(
+        seed_num_tasks=6,  # 3 rounds of 2 proposals
+        seed_num_induction=0,
+        propose_per_type=2,
+        solve_per_type=2,
+        per_device_train_batch_size=4,
+        max_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+        vllm_server_retry_seconds=15,
+        vllm_server_retry_max_interval=5.0,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path)
+    requests_made = script_server_proposals(monkeypatch, tokenizer, lambda n: server.kill() if n == 2 else None)
+    trainer = _trainer(server, default_model_path, output_dir, **settings)
+    try:
+        with pytest.raises(VLLMServerUnavailableError) as stopped:
+            trainer.train()
+    finally:
+        trainer.close()
+    seed_file = output_dir / SEED_TASKS_FILE
+    kept = seed_file.read_text().splitlines()
+    assert len(requests_made) == 2 and len(kept) == 4
+    message = str(stopped.value)
+    assert f"127.0.0.1:{server.port}" in message and "vllm_server_retry_seconds=15" in message
+    assert "seeding phase had not finished, so no checkpoint was written" in message and str(seed_file) in message
+    assert get_last_checkpoint(str(output_dir)) is None and trainer.state.global_step == 0
+
+    server.start().wait_healthy()
+    resumed = _trainer(server, default_model_path, output_dir, **settings)
+    try:
+        resumed.train()
+    finally:
+        resumed.close()
+    (seeding,) = [row for row in resumed.state.log_history if "azr/seeding/tasks/count" in row]
+    assert seeding["azr/seeding/tasks/count"] == 6 and seeding["azr/seeding/tasks/added"] == 2
+    assert seed_file.read_text().splitlines()[:4] == kept
+    assert resumed.state.global_step == 1
+    pinned = {t.key() for t in resumed.buffer.tasks("deduction") if t.pinned}
+    assert len(pinned) == 7  # the 6 seeds and the zero triplet
 
 
 def test_run_stops_with_a_checkpoint_when_the_server_is_gone_for_good(tmp_path, server, events, default_model_path):
