@@ -193,3 +193,7 @@ def test_progress_line():
     line = format_step_line(logs, step=3, max_steps=8, seconds_per_step=12.34)
     assert line == "step 3/8 | 12.3s/step | ded P -0.25 S +0.50 | abd P -- S -- | valid 25% | buffer 8 (+2)"
     assert "\n" not in line
+    # A family's name stands for itself, and the step's time split is shown where it was logged.
+    logs = {"azr/arithmetic/solve/reward_mean": 0.25, "azr/time/generate_solve": 41.6, "azr/time/optimize": 90.2}
+    line = format_step_line(logs, step=1, max_steps=2)
+    assert line == "step 1/2 | arithmetic P -- S +0.25 | time propose -- solve 42s mc -- exec -- optimize 90s"

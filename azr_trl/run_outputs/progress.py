@@ -10,6 +10,14 @@ from transformers import TrainerCallback
 
 
 TASK_ABBREVIATIONS = {"deduction": "ded", "abduction": "abd", "induction": "ind"}  # other task types: their name
+# Where a step's time went, as the line shows it: the generation calls, the executor's wait and the optimisation.
+_TIME_PARTS = (
+    ("propose", "generate_propose"),
+    ("solve", "generate_solve"),
+    ("mc", "generate_mc"),
+    ("exec", "execute_wait"),
+    ("optimize", "optimize"),
+)
 
 
 def task_types_in(keys) -> list[str]:
@@ -22,7 +30,8 @@ def task_types_in(keys) -> list[str]:
 def format_step_line(logs: dict[str, Any], step: int, max_steps: int, seconds_per_step: float | None = None) -> str:
     """Render the ``azr/...`` metrics of one log entry as a single line.
 
-    Example: ``step 3/20 | 9.8s/step | ded P -0.12 S +0.25 | abd P -1.00 S -0.50 | valid 33% | buffer 14 (+5)``.
+    Example: ``step 3/20 | 9.8s/step | ded P -0.12 S +0.25 | abd P -1.00 S -0.50 | valid 33% | buffer 14 (+5) | time
+    propose 2s solve 2s mc 3s exec 0s optimize 2s``.
     Task types without metrics are left out, missing values show as ``--``.
     """
     parts = [f"step {step}/{max_steps}"]
@@ -40,6 +49,9 @@ def format_step_line(logs: dict[str, Any], step: int, max_steps: int, seconds_pe
     if sizes:
         new = [logs[k] for k in logs if k.startswith("azr/buffer/") and k.endswith("/new") and _number(logs[k])]
         parts.append(f"buffer {int(sum(sizes))}" + (f" (+{int(sum(new))})" if new else ""))
+    spent = {name: logs.get(f"azr/time/{key}") for name, key in _TIME_PARTS}
+    if any(_number(v) for v in spent.values()):
+        parts.append("time " + " ".join(f"{name} {_fmt(v, '{:.0f}s')}" for name, v in spent.items()))
     return " | ".join(parts)
 
 

@@ -65,6 +65,7 @@ class ArithmeticFamily(TaskFamily):
         "x = 6 * 4 = 24\nx = 24 - 7 = 17\nx = 17 % 5 = 2",
         "2",
     )
+    propose_plan_example = "Mix operations so that the value grows, then shrinks, and passes through negatives."
     default_difficulty = 5
     min_difficulty = 1
     max_difficulty = MAX_LINES

@@ -29,7 +29,9 @@ from ..task import Task
 from ..triplet import DeductionSpec
 
 
-_SOLVE_NOTE = "Reply as in the example: your trace inside <think> </think>, then the output inside <answer> </answer>."
+# How a chat prompt ends: the content already shows a whole reply, and small models copy a note's placeholders
+# ("<think> reasoning here </think>") instead of following them, so the note only points at the example.
+_REPLY_NOTE = "Reply in exactly the same format as the example."
 
 
 class TaskFamily(DeductionSpec, abc.ABC):
@@ -50,6 +52,8 @@ class TaskFamily(DeductionSpec, abc.ABC):
     #: (program, input, the reasoning written inside <think>, the output).
     solve_instruction: str = ""
     worked_example: tuple[str, str, str, str] = ("", "", "", "")
+    #: The one-line plan of the propose prompt's example reply (its program and input are the worked example's).
+    propose_plan_example: str = ""
     default_difficulty: int = 1
     min_difficulty: int = 1
     max_difficulty: int = 1
@@ -125,7 +129,7 @@ class TaskFamily(DeductionSpec, abc.ABC):
 
     # ----- propose -----
     def propose_prompt(self, references: Sequence[Task], fmt: str) -> Prompt:
-        example = self.zero_task()
+        program, input_src, _, _ = self.worked_example
         lines = [
             f"## Task: Write a New {self.family_title} Program and One Input for It",
             "",
@@ -135,19 +139,20 @@ class TaskFamily(DeductionSpec, abc.ABC):
             "### The Family (programs outside it are rejected)",
             *self.family_rules,
             f"- Aim for about {self.difficulty} operations.",
-            "",
-            "### Answer Format",
-            "Inside <answer>, put the program in a ```python block and the input in an ```input block, e.g.:",
-            "<answer>",
-            fence("python", example.program),
-            "",
-            fence("input", example.input or ""),
-            "</answer>",
         ]
         if references:
             lines += ["", "### Reference Programs (write a different one)"]
             lines += [snippet(i, r.program, r.input, r.output) for i, r in enumerate(references)]
-        return render("\n".join(lines), fmt)
+        lines += [
+            "",
+            "### Example Reply (a one-line plan, then the program and its input)",
+            f"<think> {self.propose_plan_example} </think>",
+            "<answer>",
+            fence("python", program),
+            fence("input", input_src),
+            "</answer>",
+        ]
+        return render("\n".join(lines), fmt, chat_note=_REPLY_NOTE)
 
     def parse_proposal(self, completion: str, references: Sequence[Task] = (), require_think: bool = True) -> Proposal:
         proposal = super().parse_proposal(completion, references, require_think)
@@ -184,9 +189,7 @@ class TaskFamily(DeductionSpec, abc.ABC):
                 f"Input: f({task.input})",
             ]
         )
-        # The example shows the reply's layout; the generic note's "<think> reasoning here </think>" placeholder is
-        # what small models copy instead of reasoning, so the chat prompt ends with this instead.
-        return render(content, fmt, chat_note=_SOLVE_NOTE)
+        return render(content, fmt, chat_note=_REPLY_NOTE)
 
     def parse_answer(self, completion: str, require_think: bool = True, monte_carlo: bool = False) -> SolverAnswer:
         """The value inside ``<answer>`` (found as ``answer_extraction`` says): its last fenced block when there is
