@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from azr_trl.executor import ExecJob
 from azr_trl.tasks import Task, get_task_spec
+from azr_trl.tasks.base import KEYWORD_ENTRY, call_job
 from azr_trl.tasks.parsing import (
     ProgramOptions,
     grades_on_one_line,
@@ -163,6 +165,23 @@ def test_reject_input_calls_option():
     assert prepare_program(helper, ProgramOptions(reject_input_calls=True)) == (None, "input_call")
     assert prepare_input("'input(x)'") == ("'input(x)'", None)
     assert prepare_input("'input(x)'", reject_input_calls=True) == (None, "input_call")
+
+
+def test_pasted_inputs_name_arguments():
+    assert prepare_input("xs=[3, 1]") == (None, "invalid_input")
+    assert prepare_input("xs=[3, 1]", pasted=True) == ("xs=[3, 1]", None)
+    assert prepare_input("f(xs=[3, 1])", keep_call=True, pasted=True) == ("f(xs=[3, 1])", None)
+    for bad in ("x=1, x=2", "**{'x': 1}", "x=y", "*[1]"):
+        assert prepare_input(bad, pasted=True) == (None, "invalid_input"), bad
+    # The executor gets positional literals; a wrapper passes the named ones by name (nested under `nest`).
+    job = call_job("def f(a, b=0):\n    return a - b\n", "5, b=2", named_arguments=True)
+    assert (job.input, job.entry) == (
+        "5, 2",
+        KEYWORD_ENTRY,
+    ) and "f(*args[:1], **dict(zip(('b',), args[1:])))" in job.program
+    nested = call_job("def f(a, b=0):\n    return a - b\n", "f(a=5)", named_arguments=True)
+    assert nested.input == "5" and "return f(f(*args[:0], **dict(zip(('a',), args[0:]))))" in nested.program
+    assert call_job("def f(a):\n    return a\n", "a=5") == ExecJob("def f(a):\n    return a\n", "a=5")  # not asked
 
 
 def test_pasted_inputs_rules():

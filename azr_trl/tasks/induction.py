@@ -143,7 +143,7 @@ class InductionSpec(TaskSpec):
         return Proposal(True, None, Task(task_type="induction", program=program, inputs=inputs, message=message))
 
     def validation_jobs(self, candidate: Task) -> list[ExecJob]:
-        return [call_job(candidate.program, src) for src in candidate.inputs]
+        return [call_job(candidate.program, src, self.pasted_inputs) for src in candidate.inputs]
 
     def finish_validation(self, candidate: Task, results: Sequence[ExecResult]) -> tuple[Task | None, str]:
         if len(results) != len(candidate.inputs):
@@ -226,7 +226,7 @@ class InductionSpec(TaskSpec):
             [[src for src, _ in pairs] for pairs in hidden],
             [[out for _, out in pairs] for pairs in hidden],
             self.value_equality,
-            one_line_inputs=self.pasted_inputs,
+            pasted_inputs=self.pasted_inputs,
         )
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
@@ -240,15 +240,15 @@ def verify_induction(
     hidden_inputs: Sequence[Sequence[str]],
     hidden_outputs: Sequence[Sequence[str]],
     equality: str = "typed",
-    one_line_inputs: bool = False,
+    pasted_inputs: bool = False,
 ) -> list[float]:
     """Induction: each answer program runs on its task's hidden inputs (all in one batch); the score is the fraction
     of hidden pairs whose output it reproduces (``== 1.0`` is the reference's binary reward), compared under
     ``equality`` (see :mod:`azr_trl.executor.values`).
 
-    The solver's program is checked for banned modules like a proposal. ``one_line_inputs``: a hidden pair whose input
-    does not fit on one grading line (:func:`~azr_trl.tasks.parsing.grades_on_one_line`) is never matched, as under
-    the reference (``pasted_inputs``).
+    The solver's program is checked for banned modules like a proposal. ``pasted_inputs``: inputs as the reference
+    pastes them, so a hidden pair whose input does not fit on one grading line
+    (:func:`~azr_trl.tasks.parsing.grades_on_one_line`) is never matched, and named arguments are passed by name.
     """
     check_lengths(answer_programs, hidden_inputs, hidden_outputs)
     spans: list[tuple[int, int, int, int]] = []  # (task, first job, number of jobs, number of hidden pairs)
@@ -260,10 +260,10 @@ def verify_induction(
         if program is None or not inputs:
             continue
         gradable = [
-            (x, gold) for x, gold in zip(inputs, outputs, strict=True) if not one_line_inputs or grades_on_one_line(x)
+            (x, gold) for x, gold in zip(inputs, outputs, strict=True) if not pasted_inputs or grades_on_one_line(x)
         ]
         spans.append((i, len(jobs), len(gradable), len(inputs)))
-        jobs.extend(call_job(program, x, check_banned=True, determinism_runs=1) for x, _ in gradable)
+        jobs.extend(call_job(program, x, pasted_inputs, check_banned=True, determinism_runs=1) for x, _ in gradable)
         golds.append([gold for _, gold in gradable])
     results = executor.run(jobs)
     scores = [0.0] * len(answer_programs)

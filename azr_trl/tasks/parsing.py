@@ -244,8 +244,9 @@ def prepare_input(
     """Check that ``text`` is the argument list of one call: Python literals separated by commas.
 
     A wrapping ``f(...)`` call is unwrapped, or with ``keep_call`` kept around the checked arguments (``f(args)``,
-    which runs as ``f(f(args))``, see :func:`~azr_trl.tasks.base.call_job`). ``pasted``: the text must also work
-    pasted into ``f(...)`` as the reference pastes it (:func:`pastes_into_call`; a trailing ``# comment`` does not).
+    which runs as ``f(f(args))``, see :func:`~azr_trl.tasks.base.call_job`). ``pasted``: the text is taken as the
+    reference pastes it into ``f(...)``: arguments may be named (``x=[1, 2]``, literal values), and it must paste
+    (:func:`pastes_into_call`; a trailing ``# comment`` does not).
     ``reject_input_calls``: a text containing ``input(`` is refused, as the reference's executor refuses it. Returns
     ``(input, None)`` with the stripped source text, or ``(None, error)`` with ``error`` one of ``empty_input``,
     ``input_too_long``, ``invalid_input``, ``input_comment``, ``input_call``.
@@ -259,13 +260,21 @@ def prepare_input(
     if len(src) > MAX_INPUT_CHARS:
         return None, "input_too_long"
     args = _parse_args(src)
-    if not args:  # None (not literals) or () (no argument: f needs at least one)
+    if not args and not (pasted and _names_arguments(src)):  # None (not literals) or () (f needs an argument)
         return None, "invalid_input"
     if pasted and not pastes_into_call(written):
         return None, "input_comment"
     if reject_input_calls and INPUT_CALL in written:
         return None, "input_call"
     return (f"f({src})" if keep_call and inner is not None else src), None
+
+
+def _names_arguments(src: str) -> bool:
+    """Whether ``src`` is an argument list of literals that names at least one of them (``[1], k=2``)."""
+    from azr_trl.executor.checks import keyword_args
+
+    split = keyword_args(src, MAX_INPUT_CHARS)
+    return split is not None and bool(split[1])
 
 
 def pastes_into_call(text: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from azr_trl.executor.base import Executor
-from azr_trl.executor.checks import parse_args
+from azr_trl.executor.checks import keyword_args, parse_args
 from azr_trl.executor.types import ExecJob, ExecResult
 from azr_trl.executor.values import literal_equal
 
@@ -95,7 +95,7 @@ class _TripletSpec(TaskSpec):
         return Proposal(True, None, Task(task_type=self.task_type, program=program, input=input_src))
 
     def validation_jobs(self, candidate: Task) -> list[ExecJob]:
-        return [call_job(candidate.program, candidate.input or "")]
+        return [call_job(candidate.program, candidate.input or "", self.pasted_inputs)]
 
     def finish_validation(self, candidate: Task, results: Sequence[ExecResult]) -> tuple[Task | None, str]:
         if len(results) != 1:
@@ -201,6 +201,7 @@ class AbductionSpec(_TripletSpec):
             [a.answer if a.gradable else None for a in answers],
             [t.output or "" for t in tasks],
             self.value_equality,
+            named_arguments=self.pasted_inputs,
         )
 
 
@@ -219,9 +220,11 @@ def verify_abduction(
     answers: Sequence[str | None],
     gold_outputs: Sequence[str],
     equality: str = "typed",
+    named_arguments: bool = False,
 ) -> list[bool]:
     """Abduction: ``f(answer)`` is run in the sandbox (one batch) and must equal the gold output (``equality``: see
-    :mod:`azr_trl.executor.values`).
+    :mod:`azr_trl.executor.values`). ``named_arguments``: an answer may name arguments, ``x=[1, 2]``
+    (``pasted_inputs``).
 
     Any input that reproduces the gold output is correct, as in the reference; an answer that is not a list of
     literals is wrong without running anything. An answer kept as a call, ``f(args)`` (``call_wrapped_inputs: nest``),
@@ -232,10 +235,14 @@ def verify_abduction(
     jobs: list[ExecJob] = []
     for i, (program, answer) in enumerate(zip(programs, answers, strict=True)):
         args = None if answer is None else unwrap_call(answer) or answer
-        if args is not None and parse_args(args, executor.config.max_input_chars) is not None:
+        runnable = args is not None and (
+            parse_args(args, executor.config.max_input_chars) is not None
+            or (named_arguments and keyword_args(args, executor.config.max_input_chars) is not None)
+        )
+        if runnable:
             slots.append(i)
             # The task's program was validated (banned modules, determinism) when it was proposed.
-            jobs.append(call_job(program, answer, check_banned=False, determinism_runs=1))
+            jobs.append(call_job(program, answer, named_arguments, check_banned=False, determinism_runs=1))
     correct = [False] * len(programs)
     for i, result in zip(slots, executor.run(jobs), strict=True):
         correct[i] = result.ok and literal_equal(result.output, gold_outputs[i], equality=equality)
