@@ -193,11 +193,13 @@ class AZRConfig(GRPOConfig):
         default=None,
         metadata={
             "help": "Treat inputs as the reference pastes them into one line of program text, f(<input>) (reference "
-            "preset): arguments may be named (`xs=[3, 1]`, literal values), a proposal input whose last line ends in "
-            "a `# comment` is invalid (the comment hides the closing parenthesis), and since the reference evaluates "
-            "only the last line of its grading program, an abduction answer or an induction hidden input that spans "
-            "lines is never graded correct. False (paper preset): an input is positional literals, comments and line "
-            "breaks are layout. None: from the preset."
+            "preset): a proposal's input may name arguments or be an expression (`xs=[3, 1]`, `[3] + [1, 2]`: "
+            "pasted into its program and run with it in the sandbox, never evaluated in this process), an abduction "
+            "answer may name arguments (literal values), an input whose last line ends in a `# comment` is invalid "
+            "(the comment hides the closing parenthesis), and since the reference evaluates only the last line of "
+            "its grading program, an abduction answer or an induction hidden input that spans lines is never graded "
+            "correct. False (paper preset): an input is positional literals, comments and line breaks are layout. "
+            "None: from the preset."
         },
     )
     truncate_outputs: int | None = field(

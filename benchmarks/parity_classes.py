@@ -51,11 +51,7 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule("an answer whose __eq__ is always true", "an object's own `__eq__`", ("val:eq_any",)),
-    Rule(
-        "non-literal answers and inputs, which the reference evaluates",
-        "non-literal answers and inputs",
-        ("val:non_literal", "inp:non_literal"),
-    ),
+    Rule("non-literal answers, which the reference evaluates", "non-literal answers", ("val:non_literal",)),
     Rule("banned modules", "banned modules", ("prog:odd:banned_os_path", "val:banned_import")),
     Rule("what a program may do in the sandbox", "what a program may do", ("prog:odd:reads_file",)),
     # ----- the paper preset's documented choices (the reference preset copies the reference's behaviour)
@@ -105,6 +101,12 @@ RULES: tuple[Rule, ...] = (
         "pasted_inputs: false, multi-line abduction answers and induction inputs (paper preset)",
         "multi-line abduction answers and induction inputs",
         ("val:multiline", "inp:multiline", "box:fenced_blank_line"),
+        presets=("paper",),
+    ),
+    Rule(
+        "pasted_inputs: false, non-literal proposal inputs (paper preset)",
+        "non-literal inputs",
+        ("inp:non_literal",),
         presets=("paper",),
     ),
     Rule(

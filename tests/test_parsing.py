@@ -9,7 +9,7 @@ import yaml
 
 from azr_trl.executor import ExecJob
 from azr_trl.tasks import Task, get_task_spec
-from azr_trl.tasks.base import KEYWORD_ENTRY, call_job
+from azr_trl.tasks.base import PASTED_ENTRY, call_job
 from azr_trl.tasks.parsing import (
     ProgramOptions,
     grades_on_one_line,
@@ -167,21 +167,22 @@ def test_reject_input_calls_option():
     assert prepare_input("'input(x)'", reject_input_calls=True) == (None, "input_call")
 
 
-def test_pasted_inputs_name_arguments():
-    assert prepare_input("xs=[3, 1]") == (None, "invalid_input")
-    assert prepare_input("xs=[3, 1]", pasted=True) == ("xs=[3, 1]", None)
+def test_pasted_proposal_inputs_name_arguments_or_are_expressions():
+    for text in ("xs=[3, 1]", "[1] + [2]", "sorted([3, 1]), key=None", "*[1, 2]"):
+        assert prepare_input(text) == (None, "invalid_input"), text
+        assert prepare_input(text, pasted=True) == (text, None), text
     assert prepare_input("f(xs=[3, 1])", keep_call=True, pasted=True) == ("f(xs=[3, 1])", None)
-    for bad in ("x=1, x=2", "**{'x': 1}", "x=y", "*[1]"):
-        assert prepare_input(bad, pasted=True) == (None, "invalid_input"), bad
-    # The executor gets positional literals; a wrapper passes the named ones by name (nested under `nest`).
-    job = call_job("def f(a, b=0):\n    return a - b\n", "5, b=2", named_arguments=True)
-    assert (job.input, job.entry) == (
-        "5, 2",
-        KEYWORD_ENTRY,
-    ) and "f(*args[:1], **dict(zip(('b',), args[1:])))" in job.program
-    nested = call_job("def f(a, b=0):\n    return a - b\n", "f(a=5)", named_arguments=True)
-    assert nested.input == "5" and "return f(f(*args[:0], **dict(zip(('a',), args[0:]))))" in nested.program
-    assert call_job("def f(a):\n    return a\n", "a=5") == ExecJob("def f(a):\n    return a\n", "a=5")  # not asked
+    for bad in ("", "1), (2", "1) or (2", "import os", "1)\n    import os\n    (1"):  # not one argument list
+        assert prepare_input(bad, pasted=True)[0] is None, bad
+    # Literal inputs still reach the executor as literals; any other is pasted into an entry of its own, to run in
+    # the sandbox (nested under call_wrapped_inputs: nest).
+    program = "def f(a, b=0):\n    return a - b\n"
+    assert call_job(program, "5, 2", pasted=True) == ExecJob(program, "5, 2")
+    job = call_job(program, "5, b=[2][0]", pasted=True)
+    assert (job.input, job.entry) == ("", PASTED_ENTRY) and job.program.endswith("return f(5, b=[2][0])\n")
+    nested = call_job(program, "f(a=5)", pasted=True)
+    assert nested.program.endswith("return f(f(a=5))\n")
+    assert call_job(program, "a=5") == ExecJob(program, "a=5")  # not pasted: left to the executor (invalid_input)
 
 
 def test_pasted_inputs_rules():

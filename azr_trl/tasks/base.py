@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azr_trl.executor.checks import keyword_args, parse_args
+from azr_trl.executor.checks import parse_args
 from azr_trl.executor.types import REFERENCE_BANNED_MODULES, ExecJob, ExecResult
 from azr_trl.executor.values import VALUE_EQUALITIES, truncate_output
 
@@ -22,8 +22,8 @@ Prompt = str | list[dict[str, Any]]
 # ``f(f(x))`` as the reference's templates run it.
 CALL_WRAPPED_INPUTS: tuple[str, ...] = ("unwrap", "nest")
 NESTED_ENTRY = "_azr_f_of_f"
-# The entry of a call that names arguments (``pasted_inputs``): the values travel as literals, the names in the program.
-KEYWORD_ENTRY = "_azr_f_by_name"
+# The entry that calls ``f`` on an input pasted into the program (``pasted_inputs``), see :func:`call_job`.
+PASTED_ENTRY = "_azr_f_of_pasted"
 
 
 @dataclass
@@ -82,10 +82,11 @@ class TaskSpec(abc.ABC):
             ``"unwrap"`` reads ``x``; ``"nest"`` keeps the call, run as ``f(f(x))`` like the reference runs it.
         value_equality: how answers are compared with gold values: ``"typed"`` (a bool is no number) or ``"python"``
             (Python's ``==``, ``True == 1``), see :mod:`azr_trl.executor.values`.
-        pasted_inputs: inputs work as the reference pastes them into one line of program text, ``f(<input>)``:
-            arguments may be named (``x=[1, 2]``), an input ending in a ``# comment`` is invalid, and an abduction
-            answer or an induction hidden input that spans lines is never graded correct (see
-            :func:`~azr_trl.tasks.parsing.grades_on_one_line`).
+        pasted_inputs: inputs work as the reference pastes them into one line of program text, ``f(<input>)``: a
+            proposal's input may name arguments or be an expression (``[1] + [2]``, run in the sandbox with the
+            program), an abduction answer may name arguments (its values stay literals), an input ending in a
+            ``# comment`` is invalid, and an abduction answer or an induction hidden input that spans lines is never
+            graded correct (see :func:`~azr_trl.tasks.parsing.grades_on_one_line`).
         truncate_outputs: gold outputs longer than this many characters are cut as the reference's executor cuts
             them (:func:`~azr_trl.executor.values.truncate_output`); 0 keeps them whole.
         reject_input_calls: a program (or a proposal input) containing the text ``input(`` is refused, and an
@@ -219,29 +220,22 @@ class TaskSpec(abc.ABC):
         return [float(ok) for ok in self.verify(executor, tasks, answers)]
 
 
-def call_job(program: str, input_src: str, named_arguments: bool = False, **options: Any) -> ExecJob:
-    """The executor job that calls ``f`` on an argument list; one kept as a call, ``f(args)``, runs ``f(f(args))``.
+def call_job(program: str, input_src: str, pasted: bool = False, **options: Any) -> ExecJob:
+    """The executor job that calls ``f`` on an input: an argument list of literals (``'ab', [1, 2]``), or one kept as a
+    call, ``f(args)``, which runs ``f(f(args))``.
 
-    ``named_arguments`` (``pasted_inputs``): an argument list that names arguments (``x=[1, 2]``) runs through a
-    wrapper: the executor still gets positional literals, the wrapper passes the named ones by name.
+    ``pasted`` (``pasted_inputs``): any other input parsing accepted (named arguments ``xs=[3, 1]``, expressions such
+    as ``[1] + [2]``) is pasted into the program as the reference pastes it, ``return f(<input>)`` in an entry of its
+    own, and so evaluated in the sandbox with the program, never in this process.
     """
     inner = unwrap_call(input_src)
-    args_src = input_src if inner is None else inner
-    named = named_arguments and "=" in args_src and parse_args(args_src) is None
-    split = keyword_args(args_src) if named else None
-    if split is None or not split[1]:
-        if inner is None:
-            return ExecJob(program, input_src, **options)
-        nested = f"{program.rstrip()}\n\n\ndef {NESTED_ENTRY}(*args):\n    return f(f(*args))\n"
-        return ExecJob(nested, inner, entry=NESTED_ENTRY, **options)
-    positional, named = split
-    n = len(positional)
-    call = f"f(*args[:{n}], **dict(zip({tuple(name for name, _ in named)!r}, args[{n}:])))"
-    if inner is not None:
-        call = f"f({call})"
-    wrapped = f"{program.rstrip()}\n\n\ndef {KEYWORD_ENTRY}(*args):\n    return {call}\n"
-    values = ", ".join([*positional, *(value for _, value in named)])
-    return ExecJob(wrapped, values, entry=KEYWORD_ENTRY, **options)
+    if pasted and parse_args(input_src if inner is None else inner) is None:
+        wrapped = f"{program.rstrip()}\n\n\ndef {PASTED_ENTRY}():\n    return f({input_src})\n"
+        return ExecJob(wrapped, "", entry=PASTED_ENTRY, **options)
+    if inner is None:
+        return ExecJob(program, input_src, **options)
+    nested = f"{program.rstrip()}\n\n\ndef {NESTED_ENTRY}(*args):\n    return f(f(*args))\n"
+    return ExecJob(nested, inner, entry=NESTED_ENTRY, **options)
 
 
 def run_validation(

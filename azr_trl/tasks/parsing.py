@@ -244,9 +244,10 @@ def prepare_input(
     """Check that ``text`` is the argument list of one call: Python literals separated by commas.
 
     A wrapping ``f(...)`` call is unwrapped, or with ``keep_call`` kept around the checked arguments (``f(args)``,
-    which runs as ``f(f(args))``, see :func:`~azr_trl.tasks.base.call_job`). ``pasted``: the text is taken as the
-    reference pastes it into ``f(...)``: arguments may be named (``x=[1, 2]``, literal values), and it must paste
-    (:func:`pastes_into_call`; a trailing ``# comment`` does not).
+    which runs as ``f(f(args))``, see :func:`~azr_trl.tasks.base.call_job`). ``pasted`` (a proposal's input under
+    ``pasted_inputs``): the text is taken as the reference pastes it into ``f(...)``: arguments may be named or be
+    expressions (``xs=[3, 1]``, ``[1] + [2]``), and it must paste (:func:`pastes_into_call`; a trailing ``# comment``
+    does not).
     ``reject_input_calls``: a text containing ``input(`` is refused, as the reference's executor refuses it. Returns
     ``(input, None)`` with the stripped source text, or ``(None, error)`` with ``error`` one of ``empty_input``,
     ``input_too_long``, ``invalid_input``, ``input_comment``, ``input_call``.
@@ -260,7 +261,7 @@ def prepare_input(
     if len(src) > MAX_INPUT_CHARS:
         return None, "input_too_long"
     args = _parse_args(src)
-    if not args and not (pasted and _names_arguments(src)):  # None (not literals) or () (f needs an argument)
+    if not args and not (pasted and _pastes_as_arguments(src)):  # None (not literals) or () (f needs an argument)
         return None, "invalid_input"
     if pasted and not pastes_into_call(written):
         return None, "input_comment"
@@ -269,12 +270,16 @@ def prepare_input(
     return (f"f({src})" if keep_call and inner is not None else src), None
 
 
-def _names_arguments(src: str) -> bool:
-    """Whether ``src`` is an argument list of literals that names at least one of them (``[1], k=2``)."""
-    from azr_trl.executor.checks import keyword_args
-
-    split = keyword_args(src, MAX_INPUT_CHARS)
-    return split is not None and bool(split[1])
+def _pastes_as_arguments(src: str) -> bool:
+    """Whether ``f(<src>)`` reads as one call with at least one argument, whatever the arguments (``xs=[3, 1]``,
+    ``[1] + [2]``): what the reference takes as an input (``pasted``). Only parsed here; such an input runs pasted into
+    its program, in the sandbox (:func:`~azr_trl.tasks.base.call_job`)."""
+    try:
+        call = ast.parse("f(" + src + "\n)", mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    named_f = isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"
+    return named_f and bool(call.args or call.keywords)
 
 
 def pastes_into_call(text: str) -> bool:

@@ -201,7 +201,7 @@ class AbductionSpec(_TripletSpec):
             [a.answer if a.gradable else None for a in answers],
             [t.output or "" for t in tasks],
             self.value_equality,
-            named_arguments=self.pasted_inputs,
+            pasted=self.pasted_inputs,
         )
 
 
@@ -220,11 +220,11 @@ def verify_abduction(
     answers: Sequence[str | None],
     gold_outputs: Sequence[str],
     equality: str = "typed",
-    named_arguments: bool = False,
+    pasted: bool = False,
 ) -> list[bool]:
     """Abduction: ``f(answer)`` is run in the sandbox (one batch) and must equal the gold output (``equality``: see
-    :mod:`azr_trl.executor.values`). ``named_arguments``: an answer may name arguments, ``x=[1, 2]``
-    (``pasted_inputs``).
+    :mod:`azr_trl.executor.values`). ``pasted`` (``pasted_inputs``): an answer may name arguments, ``x=[1, 2]``,
+    its values still literals.
 
     Any input that reproduces the gold output is correct, as in the reference; an answer that is not a list of
     literals is wrong without running anything. An answer kept as a call, ``f(args)`` (``call_wrapped_inputs: nest``),
@@ -237,12 +237,12 @@ def verify_abduction(
         args = None if answer is None else unwrap_call(answer) or answer
         runnable = args is not None and (
             parse_args(args, executor.config.max_input_chars) is not None
-            or (named_arguments and keyword_args(args, executor.config.max_input_chars) is not None)
+            or (pasted and keyword_args(args, executor.config.max_input_chars) is not None)
         )
         if runnable:
             slots.append(i)
             # The task's program was validated (banned modules, determinism) when it was proposed.
-            jobs.append(call_job(program, answer, named_arguments, check_banned=False, determinism_runs=1))
+            jobs.append(call_job(program, answer, pasted, check_banned=False, determinism_runs=1))
     correct = [False] * len(programs)
     for i, result in zip(slots, executor.run(jobs), strict=True):
         correct[i] = result.ok and literal_equal(result.output, gold_outputs[i], equality=equality)
