@@ -59,7 +59,8 @@ class AZRConfig(GRPOConfig):
         metadata={
             "help": "`paper` or `reference` (the reference code's behaviour): the values of trivial_task_reward, "
             "advantage_weighting, induction_inputs, reject_duplicate_inputs, reject_message_leaks, seed_num_tasks, "
-            "seed_num_induction, require_think and call_wrapped_inputs when they are not set."
+            "seed_num_induction, require_think, call_wrapped_inputs, value_equality, pasted_inputs, truncate_outputs, "
+            "reject_input_calls, entry_rename and keep_badly_formatted_tasks when they are not set."
         },
     )
 
@@ -187,6 +188,65 @@ class AZRConfig(GRPOConfig):
             "help": "An input written as a call, `f(x)`, in a proposal or an abduction answer: `unwrap` reads the "
             "input x (paper preset); `nest` keeps the call, which runs as f(f(x)) as in the reference's templates "
             "(reference preset). None: from the preset."
+        },
+    )
+    value_equality: str | None = field(
+        default=None,
+        metadata={
+            "help": "How an answer's value is compared with the gold value (both parsed as literals, never run): "
+            "`typed`: a bool never equals a number, so True vs 1 differ (paper preset); `python`: Python's == on "
+            "the two values, so True == 1 and [False] == [0] as in the reference's checks (reference preset). "
+            "1 == 1.0 under both. None: from the preset."
+        },
+    )
+    pasted_inputs: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Treat inputs as the reference pastes them into one line of program text, f(<input>) (reference "
+            "preset): a proposal's input may name arguments or be an expression (`xs=[3, 1]`, `[3] + [1, 2]`: "
+            "pasted into its program and run with it in the sandbox, never evaluated in this process), an abduction "
+            "answer may name arguments (literal values), an input whose last line ends in a `# comment` is invalid "
+            "(the comment hides the closing parenthesis), and since the reference evaluates only the last line of "
+            "its grading program, an abduction answer or an induction hidden input that spans lines is never graded "
+            "correct. False (paper preset): an input is positional literals, comments and line breaks are layout. "
+            "None: from the preset."
+        },
+    )
+    truncate_outputs: int | None = field(
+        default=None,
+        metadata={
+            "help": "Gold outputs (their repr) longer than this many characters are kept as their first and last "
+            "halves joined by `...`, as the reference's executor keeps them (400, reference preset): such a task is "
+            "then unsolvable unless the cut text is itself a value. 0 keeps outputs whole, up to "
+            "executor_max_output_chars (paper preset). None: from the preset."
+        },
+    )
+    reject_input_calls: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Refuse a proposed program or input whose text contains `input(` anywhere (a helper named "
+            "`parse_input(` too), and grade an induction answer containing it wrong, as the reference's executor "
+            "refuses to run such code (reference preset). False (paper preset): allowed, the sandbox has no stdin. "
+            "None: from the preset."
+        },
+    )
+    entry_rename: str | None = field(
+        default=None,
+        metadata={
+            "help": "How a proposed program without a function `f` gets one: `token`: its last top-level function is "
+            "renamed as an identifier (paper preset); `text`: the reference's regex rename, the last `def` anywhere "
+            "(nested functions and methods included, and no rename if any `def f` exists) renamed at every "
+            "`def name(` and `name(` of the text, so `s.count(ch)` becomes `s.f(ch)` when the function is `count` "
+            "(reference preset). None: from the preset."
+        },
+    )
+    keep_badly_formatted_tasks: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Add a valid task to the buffer even when its proposal's think/answer tags are wrong, as the "
+            "reference's buffer takes every valid program (reference preset); the proposer still gets "
+            "format_error_reward and the task gets no Monte-Carlo rollouts. False (paper preset): only tasks of "
+            "well-formed proposals. None: from the preset."
         },
     )
     reject_multiple_functions: bool = field(

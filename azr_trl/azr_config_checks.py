@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .executor.types import EXECUTOR_KINDS
+from .executor.values import VALUE_EQUALITIES
 from .seeding.generation import REFERENCE_SEED_MINIMUM
 from .tasks.base import CALL_WRAPPED_INPUTS
+from .tasks.parsing import ENTRY_RENAMES
 from .tasks.prompts import PROMPT_FORMAT_CHOICES
 from .tasks.reading import ANSWER_EXTRACTIONS
 from .tasks.registry import known_task_types, register_task_type, task_spec_class
@@ -33,6 +35,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seed_num_induction": 0,
         "require_think": None,  # by prompt format: r1 yes, chat no
         "call_wrapped_inputs": "unwrap",  # an input written f(x) (proposal or abduction answer) is the input x
+        "value_equality": "typed",  # the output's repr says True or 1: a solver that predicts the other is wrong
+        "pasted_inputs": False,  # a comment or a line break in an input is layout
+        "truncate_outputs": 0,  # gold outputs kept whole
+        "reject_input_calls": False,  # `input(` is harmless in the sandbox (no stdin)
+        "entry_rename": "token",  # the last top-level function renamed as an identifier
+        "keep_badly_formatted_tasks": False,  # the buffer takes tasks of well-formed proposals only
     },
     "reference": {
         "trivial_task_reward": -0.5,  # reward manager: -0.5 for a valid task with solve rate 0 or 1
@@ -44,6 +52,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seed_num_induction": 256,
         "require_think": True,  # its format regex wants <think>...</think> before <answer>, whatever the prompt
         "call_wrapped_inputs": "nest",  # its templates run an input written f(x) as f(f(x))
+        "value_equality": "python",  # eval(gold) == eval(answer) and `gold == f(x)`: True == 1
+        "pasted_inputs": True,  # `f({inputs})` on one line, and only a grading program's last line is evaluated
+        "truncate_outputs": 400,  # PythonExecutor.truncate of every result
+        "reject_input_calls": True,  # GenericRuntime.exec_code raises on any `input(` in the code it runs
+        "entry_rename": "text",  # parse_code_input_output's re.sub of `def name(` and `name(`
+        "keep_badly_formatted_tasks": True,  # valid_programs: every code_validity, whatever the format score
     },
 }
 
@@ -51,6 +65,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "answer_extraction": ANSWER_EXTRACTIONS,
     "call_wrapped_inputs": CALL_WRAPPED_INPUTS,
+    "value_equality": VALUE_EQUALITIES,
+    "entry_rename": ENTRY_RENAMES,
     "induction_inputs": ("exact", "last_n"),
     "prompt_format": PROMPT_FORMAT_CHOICES,
     "baseline": ("task_role", "role", "global"),
@@ -102,6 +118,8 @@ def check_azr_fields(config: AZRConfig) -> None:
         raise ValueError(
             f"induction_num_inputs={config.induction_num_inputs}: at least 2 are needed (half shown, half hidden)."
         )
+    if config.truncate_outputs < 0:
+        raise ValueError(f"truncate_outputs={config.truncate_outputs}: use 0 (keep outputs whole) or a length > 0.")
     if config.executor_timeout <= 0:
         raise ValueError(f"executor_timeout must be positive, got {config.executor_timeout}.")
     if config.max_prompt_tokens < 1:

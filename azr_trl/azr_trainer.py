@@ -208,7 +208,7 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             valid_tasks, verdicts = self._wait(validation)
             verification = self._submit(self._verify, solved.task_types, solve_tasks, answers)
             # 3. Learnability: Monte-Carlo solver rollouts on every valid proposal (sampled, never trained on).
-            solve_rates = self._monte_carlo_solve_rates(valid_tasks)
+            solve_rates = self._monte_carlo_solve_rates(valid_tasks, [p.format_ok for p in proposals])
             correct = self._wait(verification)
             intrinsic = self._intrinsic(valid_tasks, refs)
             # 4. Buffer: every rank adds the same valid tasks in rank order.
@@ -289,13 +289,22 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
                         correct[i] = bool(ok)
         return correct
 
-    def _monte_carlo_solve_rates(self, valid_tasks) -> list[float | None]:
-        """Solve rate of each valid proposal over ``mc_rollouts`` sampled solver rollouts (None for invalid ones)."""
+    def _monte_carlo_solve_rates(self, valid_tasks, format_ok: list[bool] | None = None) -> list[float | None]:
+        """Solve rate of each valid proposal over ``mc_rollouts`` sampled solver rollouts (None for invalid ones).
+
+        ``format_ok``: per proposal; a valid task of a badly formatted proposal (``keep_badly_formatted_tasks``) gets
+        no rollouts either, since its proposer gets the format reward whatever its solve rate.
+        """
         n = self.args.mc_rollouts
         rates: list[float | None] = [None] * len(valid_tasks)
+        well_formed = format_ok if format_ok is not None else [True] * len(valid_tasks)
         with self._phase_time("generate_mc"):  # the wait for the executor's verdicts is not generation time
             # A valid task whose solve prompt is too long gets no rollouts (no solve rate: trivial_task_reward).
-            local = [i for i, t in enumerate(valid_tasks) if t is not None and solve_prompt_fits(self, t)]
+            local = [
+                i
+                for i, (t, ok) in enumerate(zip(valid_tasks, well_formed, strict=True))
+                if t is not None and ok and solve_prompt_fits(self, t)
+            ]
             # Every rank makes the same generation call (vLLM server mode gathers every rank's prompts and hands back
             # equal slices; ZeRO-3 gathers parameters): ranks with fewer tasks pad to the largest count with padding
             # rows, which the engine answers with at most one token.
@@ -497,6 +506,12 @@ def _task_spec(args: AZRConfig, task_type: str):
         banned_modules=tuple(args.banned_modules),
         answer_extraction=args.answer_extraction,
         call_wrapped_inputs=args.call_wrapped_inputs,
+        value_equality=args.value_equality,
+        pasted_inputs=args.pasted_inputs,
+        truncate_outputs=args.truncate_outputs,
+        reject_input_calls=args.reject_input_calls,
+        entry_rename=args.entry_rename,
+        keep_badly_formatted_tasks=args.keep_badly_formatted_tasks,
         **options,
     )
 

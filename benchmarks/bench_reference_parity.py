@@ -110,12 +110,12 @@ def draw(rng: random.Random, tasks: list[dict], k: int) -> list[dict]:
     return rng.choices(tasks, [t["weight"] for t in tasks], k=k)
 
 
-def our_task(task_type: str, task: dict) -> Task:
+def our_task(task_type: str, task: dict, spec) -> Task:
+    """The task as our buffer holds it: its gold output(s) kept as ``spec``'s validation keeps them."""
     if task_type == "induction":
-        return Task(
-            "induction", task["program"], inputs=task["inputs"], outputs=task["outputs"], message=task["message"]
-        )
-    return Task(task_type, task["program"], input=task["input"], output=task["output"])
+        outputs = [spec.gold_output(out) for out in task["outputs"]]
+        return Task("induction", task["program"], inputs=task["inputs"], outputs=outputs, message=task["message"])
+    return Task(task_type, task["program"], input=task["input"], output=spec.gold_output(task["output"]))
 
 
 def ref_task(task_type: str, task: dict) -> dict:
@@ -208,8 +208,9 @@ def run_solve(ours: Ours, reference: Reference, tasks, rng, per_cell: int) -> li
             chosen = draw(rng, tasks[task_type], per_cell)
             built = [solve_completion(task_type, t, fmt, rng) for t in chosen]
             spec = ours.specs[task_type]
-            prompts = [spec.solve_prompt(our_task(task_type, t), fmt) for t in chosen]
-            mine = ours.solve(task_type, [our_task(task_type, t) for t in chosen], [c for c, _ in built], fmt)
+            held = [our_task(task_type, t, spec) for t in chosen]
+            prompts = [spec.solve_prompt(task, fmt) for task in held]
+            mine = ours.solve(task_type, held, [c for c, _ in built], fmt)
             theirs = reference.solve(
                 [reference_prompt(p, fmt) for p in prompts],
                 [c for c, _ in built],
@@ -251,6 +252,9 @@ def run_propose(ours: Ours, reference: Reference, tasks, rng, per_cell: int, mc_
     for fmt in FORMATS:
         for task_type in TASK_TYPES:
             for _ in range(per_cell):
+                # The rollouts draw from a stream of their own, taken whatever the verdicts: the proposals and solver
+                # completions of a seed are then the same for every version of either side, so runs compare.
+                mc_rng = random.Random(rng.getrandbits(64))
                 seed = rng.choices(PROGRAMS, [s.weight for s in PROGRAMS])[0]
                 reference_task = None
                 if task_type == "induction":
@@ -276,7 +280,7 @@ def run_propose(ours: Ours, reference: Reference, tasks, rng, per_cell: int, mc_
                 mine, task = ours.propose(case, prompt_refs)
                 theirs = reference.propose(reference_prompt(prompt, fmt), text, task_type, reference_task)
                 target = mc_task(task_type, task, theirs.task if theirs.valid else None)
-                rollouts = [_mc_completion(task_type, target, rng) for _ in range(mc_rollouts)] if target else []
+                rollouts = [_mc_completion(task_type, target, mc_rng) for _ in range(mc_rollouts)] if target else []
                 rate = None
                 if task is not None and rollouts:
                     mc = ours.solve(task_type, [task] * len(rollouts), [r for r, _ in rollouts], None)

@@ -39,11 +39,6 @@ RULES: tuple[Rule, ...] = (
         ("prompt:assistant_marker",),
     ),
     Rule(
-        "gold outputs truncated to 400 characters by the reference",
-        "outputs longer than 400 characters",
-        ("out:long",),
-    ),
-    Rule(
         "a program that raises Exception, calls exit(), is nondeterministic or returns no literal",
         "which programs are valid",
         (
@@ -56,37 +51,10 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule("an answer whose __eq__ is always true", "an object's own `__eq__`", ("val:eq_any",)),
-    Rule(
-        "non-literal answers and inputs, which the reference evaluates",
-        "non-literal answers and inputs",
-        ("val:non_literal", "inp:non_literal"),
-    ),
-    Rule("True vs 1", "`True` vs `1`", ("val:bool_int",)),
-    Rule(
-        "multi-line abduction answers and induction inputs (the reference evaluates their last line)",
-        "multi-line abduction answers and induction inputs",
-        ("val:multiline", "inp:multiline"),
-    ),
-    Rule(
-        "the substring input( anywhere in the program",
-        "`input(` anywhere in a program",
-        ("val:input_call", "prog:odd:input_identifier", "inp:input_call_text"),
-    ),
-    Rule(
-        "the reference's regex rename of the entry function",
-        "renaming the entry function",
-        ("prog:odd:count_entry", "prog:renamed", "prog:nested"),
-        kinds=("propose",),
-    ),
-    Rule(
-        "an input followed by a # comment",
-        "an input followed by a `# comment`",
-        ("inp:input_marker",),
-        kinds=("propose",),
-    ),
+    Rule("non-literal answers, which the reference evaluates", "non-literal answers", ("val:non_literal",)),
     Rule("banned modules", "banned modules", ("prog:odd:banned_os_path", "val:banned_import")),
     Rule("what a program may do in the sandbox", "what a program may do", ("prog:odd:reads_file",)),
-    # ----- the paper preset's documented choices
+    # ----- the paper preset's documented choices (the reference preset copies the reference's behaviour)
     Rule(
         "require_think: a chat completion needs no think block (paper preset)",
         "a think block in a `chat` completion",
@@ -122,6 +90,50 @@ RULES: tuple[Rule, ...] = (
         kinds=("propose",),
         presets=("paper",),
     ),
+    Rule("value_equality: typed, True vs 1 (paper preset)", "`True` vs `1`", ("val:bool_int",), presets=("paper",)),
+    Rule(
+        "pasted_inputs: false, an input followed by a # comment (paper preset)",
+        "an input followed by a `# comment`",
+        ("inp:input_marker", "box:fenced_comment"),
+        presets=("paper",),
+    ),
+    Rule(
+        "pasted_inputs: false, multi-line abduction answers and induction inputs (paper preset)",
+        "multi-line abduction answers and induction inputs",
+        ("val:multiline", "inp:multiline", "box:fenced_blank_line"),
+        presets=("paper",),
+    ),
+    Rule(
+        "pasted_inputs: false, non-literal proposal inputs (paper preset)",
+        "non-literal inputs",
+        ("inp:non_literal",),
+        presets=("paper",),
+    ),
+    Rule(
+        "pasted_inputs: false, keyword arguments in an input (paper preset)",
+        "keyword arguments in an input",
+        ("inp:kwargs",),
+        presets=("paper",),
+    ),
+    Rule(
+        "truncate_outputs: 0, outputs longer than 400 characters kept whole (paper preset)",
+        "outputs longer than 400 characters",
+        ("out:long",),
+        presets=("paper",),
+    ),
+    Rule(
+        "reject_input_calls: false, the text input( in a program (paper preset)",
+        "`input(` anywhere in a program",
+        ("val:input_call", "prog:odd:input_identifier", "inp:input_call_text"),
+        presets=("paper",),
+    ),
+    Rule(
+        "entry_rename: token, the entry function renamed as an identifier (paper preset)",
+        "renaming the entry function",
+        ("prog:odd:count_entry", "prog:renamed", "prog:nested"),
+        kinds=("propose",),
+        presets=("paper",),
+    ),
 )
 
 # A proposal valid on both sides whose reward differs only through its Monte-Carlo rollouts is explained by them.
@@ -132,9 +144,10 @@ TRIVIAL_REWARD = Rule(
     presets=("paper",),
 )
 BROKEN_ENVELOPE = Rule(
-    "a valid task from a completion whose tags are wrong (the reference keeps it)",
+    "keep_badly_formatted_tasks: false, a valid task from a completion whose tags are wrong (paper preset)",
     "a task from a completion with broken tags",
     (),
+    presets=("paper",),
 )
 UNEXPLAINED = "UNEXPLAINED"
 
@@ -142,7 +155,7 @@ UNEXPLAINED = "UNEXPLAINED"
 def explain(row, preset: str) -> tuple[str, str | None]:
     """(class name, README row) of a disagreeing row; (``UNEXPLAINED``, None) when no rule covers it."""
     only_buffer = row.kind == "propose" and not any(row.differs(key) for key in ("reward", "valid", "format"))
-    if only_buffer and not row.ours["format"] and row.ours["valid"]:
+    if only_buffer and not row.ours["format"] and row.ours["valid"] and preset in BROKEN_ENVELOPE.presets:
         return BROKEN_ENVELOPE.name, BROKEN_ENVELOPE.readme_row
     if row.kind == "propose" and not row.differs("valid") and not row.differs("format"):
         mc_rows = [m for m in row.ours.get("mc_rows", []) if m.differs("correct")]

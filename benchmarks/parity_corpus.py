@@ -30,7 +30,7 @@ BOXES = [
     ("untagged", 4), ("python_tag", 3), ("hash_line", 4), ("bare_line", 3), ("bold_line", 2), ("comment", 3),
     ("tag", 3), ("tag_open", 1), ("phrase", 3), ("phrase_colon", 2), ("bare", 6), ("bare_explained", 3), ("call", 1),
     ("two_blocks_fixed", 3), ("two_blocks_last_wrong", 2), ("indexed", 1), ("hash_line_explained", 2), ("empty_block", 1),
-    ("hash_line_then_block", 1), ("reasoned_block", 3),
+    ("hash_line_then_block", 1), ("reasoned_block", 3), ("fenced_comment", 2), ("fenced_blank_line", 1),
 ]  # fmt: skip
 
 
@@ -63,6 +63,8 @@ def box(kind: str, value: str, wrong: str, choice: str) -> str:
         "empty_block": f"```{kind}\n```\n{value}",
         "hash_line_then_block": f"# {cap}: {wrong}\n```{kind}\n{value}\n```",
         "reasoned_block": f"Tracing it once more, step by step.\n\n```{kind}\n{value}\n```",
+        "fenced_comment": f"```{kind}\n{value}  # my {kind}\n```",
+        "fenced_blank_line": f"```{kind}\n{value}\n\n```",
     }[choice]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from azr_trl.executor import REFERENCE_BANNED_MODULES, find_banned, literal_equal, parse_args, parse_literal
 from azr_trl.executor.checks import check_program, code_imports, match_banned
-from azr_trl.executor.values import values_equal
+from azr_trl.executor.values import truncate_output, values_equal
 
 
 @pytest.mark.parametrize(
@@ -169,6 +171,40 @@ def test_non_ascii_programs_get_the_full_banned_scan():
 def test_literal_equal(a, b, equal):
     assert literal_equal(a, b) is equal
     assert literal_equal(b, a) is equal
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "typed", "python"),
+    [
+        ("True", "1", False, True),
+        ("False", "0.0", False, True),
+        ("[True, 2]", "[1, 2]", False, True),
+        ("{True: 'a'}", "{1: 'a'}", False, True),
+        ("(False,)", "(0,)", False, True),
+        ("1", "1.0", True, True),
+        ("True", "2", False, False),
+        ("[1, 2]", "(1, 2)", False, False),
+        ("'a'", "b'a'", False, False),
+        ("None", "0", False, False),
+    ],
+)
+def test_value_equality_rules(a, b, typed, python):
+    """value_equality: `typed` keeps bools and numbers apart; `python` is Python's == on the two literals."""
+    for equality, equal in (("typed", typed), ("python", python)):
+        assert literal_equal(a, b, equality=equality) is equal
+        assert literal_equal(b, a, equality=equality) is equal
+        assert (ast.literal_eval(a) == ast.literal_eval(b)) is python  # the rule python copies
+    with pytest.raises(ValueError, match="value_equality"):
+        literal_equal("1", "1", equality="loose")
+
+
+def test_truncate_output_as_the_reference_keeps_outputs():
+    long = repr([7] * 150)
+    cut = truncate_output(long, 400)
+    assert cut == long[:200] + "..." + long[-200:] and len(cut) == 403
+    assert truncate_output(long, 0) == long and truncate_output("[1]", 400) == "[1]"
+    assert truncate_output("x" * 400, 400) == "x" * 400  # longer than 400 only
+    assert not literal_equal(repr([7] * 150), cut)
 
 
 def test_values_equal_never_calls_custom_eq():

@@ -7,8 +7,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from azr_trl.executor import ExecJob
 from azr_trl.tasks import Task, get_task_spec
-from azr_trl.tasks.parsing import ProgramOptions, input_shape, prepare_input, prepare_program, program_shape
+from azr_trl.tasks.base import PASTED_ENTRY, call_job
+from azr_trl.tasks.parsing import (
+    ProgramOptions,
+    grades_on_one_line,
+    input_shape,
+    pastes_into_call,
+    prepare_input,
+    prepare_program,
+    program_shape,
+)
 from azr_trl.tasks.reading import fenced_blocks, get_reader
 
 
@@ -133,6 +143,57 @@ def test_rename_does_not_touch_attributes_or_strings():
     program, err = prepare_program(code)
     assert err is None
     assert program == "def f(s):\n    return s.solve + 'solve'\n"
+
+
+def test_rename_by_text_is_the_reference_regex_rename():
+    text = ProgramOptions(rename_by="text")
+    # Every `name(` of the text, a method call and a string included; the layout is kept.
+    program, err = prepare_program("def solve(s):\n    return s.solve('solve(') + solve\n", text)
+    assert err is None and program == "def f(s):\n    return s.f('f(') + solve\n"
+    # The last def anywhere (a nested helper); none when any def is named f, even a method.
+    nested, _ = prepare_program("def g(x):\n    def h(y):\n        return y\n    return h(x)\n", text)
+    assert nested == "def g(x):\n    def f(y):\n        return y\n    return f(x)\n"
+    method = "class A:\n    def f(self):\n        return 1\n\ndef g(x):\n    return x\n"
+    assert prepare_program(method, text)[0] == method
+    assert prepare_program(method)[0].endswith("def f(x):\n    return x\n")  # token: the last top-level function
+    assert prepare_program("x = 1\n", text) == (None, "no_entry_function")
+
+
+def test_reject_input_calls_option():
+    helper = "def parse_input(x):\n    return x\n\ndef f(x):\n    return parse_input(x)\n"
+    assert prepare_program(helper)[1] is None
+    assert prepare_program(helper, ProgramOptions(reject_input_calls=True)) == (None, "input_call")
+    assert prepare_input("'input(x)'") == ("'input(x)'", None)
+    assert prepare_input("'input(x)'", reject_input_calls=True) == (None, "input_call")
+
+
+def test_pasted_proposal_inputs_name_arguments_or_are_expressions():
+    for text in ("xs=[3, 1]", "[1] + [2]", "sorted([3, 1]), key=None", "*[1, 2]"):
+        assert prepare_input(text) == (None, "invalid_input"), text
+        assert prepare_input(text, pasted=True) == (text, None), text
+    assert prepare_input("f(xs=[3, 1])", keep_call=True, pasted=True) == ("f(xs=[3, 1])", None)
+    for bad in ("", "1), (2", "1) or (2", "import os", "1)\n    import os\n    (1"):  # not one argument list
+        assert prepare_input(bad, pasted=True)[0] is None, bad
+    # Literal inputs still reach the executor as literals; any other is pasted into an entry of its own, to run in
+    # the sandbox (nested under call_wrapped_inputs: nest).
+    program = "def f(a, b=0):\n    return a - b\n"
+    assert call_job(program, "5, 2", pasted=True) == ExecJob(program, "5, 2")
+    job = call_job(program, "5, b=[2][0]", pasted=True)
+    assert (job.input, job.entry) == ("", PASTED_ENTRY) and job.program.endswith("return f(5, b=[2][0])\n")
+    nested = call_job(program, "f(a=5)", pasted=True)
+    assert nested.program.endswith("return f(f(a=5))\n")
+    assert call_job(program, "a=5") == ExecJob(program, "a=5")  # not pasted: left to the executor (invalid_input)
+
+
+def test_pasted_inputs_rules():
+    assert prepare_input("[3, 1]  # one input") == ("[3, 1]  # one input", None)
+    assert prepare_input("[3, 1]  # one input", pasted=True) == (None, "input_comment")
+    assert prepare_input("[3,  # first\n 1]", pasted=True) == ("[3,  # first\n 1]", None)  # the ) is on a new line
+    assert pastes_into_call("'a # b', 2") and not pastes_into_call("2  # two")
+    # Graded on one line: no line break anywhere (a trailing one too), and it pastes.
+    assert grades_on_one_line(" [1, 2] ") and grades_on_one_line("f([1])")
+    assert not grades_on_one_line("[1,\n 2]") and not grades_on_one_line("[1, 2]\n")
+    assert not grades_on_one_line("[1, 2]  # c")
 
 
 def test_reject_multiple_functions_option():

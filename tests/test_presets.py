@@ -119,6 +119,12 @@ def test_fields_set_explicitly_override_the_preset():
         seed_num_induction=0,
         call_wrapped_inputs="unwrap",
         require_think=False,
+        value_equality="typed",
+        pasted_inputs=False,
+        truncate_outputs=0,
+        reject_input_calls=False,
+        entry_rename="token",
+        keep_badly_formatted_tasks=False,
     )
     for name, value in PRESETS["paper"].items():
         # require_think's paper value, None, means "by prompt format": a run sets true or false explicitly instead
@@ -150,6 +156,33 @@ def test_call_wrapped_inputs_reach_the_specs():
     proposal = "<answer>```python\ndef f(x):\n    return x\n```\n```input\nf(2)\n```</answer>"
     assert _task_spec(REFERENCE, "deduction").parse_proposal(proposal, [], False).candidate.input == "f(2)"
     assert _task_spec(PAPER, "deduction").parse_proposal(proposal, [], False).candidate.input == "2"
+
+
+def test_reference_behaviours_reach_the_specs():
+    """value_equality, pasted_inputs, truncate_outputs, reject_input_calls, entry_rename and keep_badly_formatted_tasks:
+    the preset's values reach every task spec the trainer builds (what each does:
+    tests/fixtures/completions/reference_reading.yaml)."""
+    for task_type in ("deduction", "abduction", "induction"):
+        paper, reference = _task_spec(PAPER, task_type), _task_spec(REFERENCE, task_type)
+        assert (paper.value_equality, reference.value_equality) == ("typed", "python")
+        assert (paper.pasted_inputs, reference.pasted_inputs) == (False, True)
+        assert (paper.truncate_outputs, reference.truncate_outputs) == (0, 400)
+        assert (paper.reject_input_calls, reference.reject_input_calls) == (False, True)
+        assert (paper.program_options.rename_by, reference.program_options.rename_by) == ("token", "text")
+        assert (paper.keep_badly_formatted_tasks, reference.keep_badly_formatted_tasks) == (False, True)
+    answer = "<answer>```output\n1\n```</answer>"
+    task = Task("deduction", "def f(x):\n    return x > 0\n", input="3", output="True")
+    for config, correct in ((PAPER, False), (REFERENCE, True)):
+        spec = _task_spec(config, "deduction")
+        assert spec.verify(None, [task], [spec.parse_answer(answer, False)]) == [correct]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("value_equality", "loose"), ("entry_rename", "regex"), ("truncate_outputs", -1)]
+)
+def test_reference_behaviour_fields_refuse_unknown_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        make(**{field: value})
 
 
 # ----- settings that cannot work -----

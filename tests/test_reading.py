@@ -8,16 +8,27 @@ from pathlib import Path
 import pytest
 import yaml
 
+from azr_trl.azr_config_checks import PRESETS
 from azr_trl.selfplay.rewards import RewardSettings, solver_reward
 from azr_trl.tasks import Task, get_task_spec, validate_candidates
 from azr_trl.tasks.reading import READERS, get_reader
 
 
 TABLE = yaml.safe_load((Path(__file__).parent / "fixtures/completions/reference_reading.yaml").read_text())
+# The preset fields the trainer hands to every task spec (azr_trainer._task_spec).
+SPEC_FIELDS = (
+    "call_wrapped_inputs",
+    "value_equality",
+    "pasted_inputs",
+    "truncate_outputs",
+    "reject_input_calls",
+    "entry_rename",
+    "keep_badly_formatted_tasks",
+)
 SETTINGS = {
-    "reference": {"answer_extraction": "reference", "call_wrapped_inputs": "nest"},
-    "paper": {"answer_extraction": "reference", "call_wrapped_inputs": "unwrap"},
-    "strict": {"answer_extraction": "strict", "call_wrapped_inputs": "unwrap"},
+    "reference": {"answer_extraction": "reference", **{k: PRESETS["reference"][k] for k in SPEC_FIELDS}},
+    "paper": {"answer_extraction": "reference", **{k: PRESETS["paper"][k] for k in SPEC_FIELDS}},
+    "strict": {"answer_extraction": "strict", **{k: PRESETS["paper"][k] for k in SPEC_FIELDS}},
 }
 RUNS = [(case, setting) for case in TABLE["cases"] for setting in SETTINGS if setting in case]
 INDUCTION_REFERENCE = Task("deduction", "def f(x):\n    return x // 2\n", input="4", output="2")
@@ -54,6 +65,8 @@ def test_reference_reading_table(case, setting, executor):
             assert (validated is not None) is expect["valid"], verdict
             if "output" in expect:
                 assert validated.output == expect["output"]
+            if "output_length" in expect:
+                assert len(validated.output) == expect["output_length"], validated.output
         return
     monte_carlo = case["role"] == "monte_carlo"
     answer = spec.parse_answer(
@@ -74,6 +87,16 @@ def test_every_reading_rule_has_a_reference_case():
     assert len(names) == len(TABLE["cases"])
     assert all("reference" in case or "paper" in case for case in TABLE["cases"])
     assert {case["role"] for case in TABLE["cases"]} == {"solve", "monte_carlo", "propose"}
+
+
+def test_settings_are_every_spec_field_of_the_presets():
+    """SPEC_FIELDS are exactly the preset fields a task spec takes, so the table runs under what each preset gives."""
+    import inspect
+
+    from azr_trl.tasks.base import TaskSpec
+
+    spec_args = set(inspect.signature(TaskSpec.__init__).parameters)
+    assert {name for name in PRESETS["reference"] if name in spec_args} == set(SPEC_FIELDS)
 
 
 def test_readers_are_named_by_answer_extraction():

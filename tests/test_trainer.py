@@ -264,6 +264,17 @@ def test_validation_phase_uses_the_sandbox_and_feeds_the_buffer(tmp_path):
     assert rates[1] is None and rates[2] is None
     assert all(rates[i] in {0.0, 0.5, 1.0} for i in (0, 3))  # 2 rollouts each
     assert trainer.generation_config.temperature == generation_temperature  # restored after the MC call
+    # keep_badly_formatted_tasks (preset reference): a valid task of a proposal with broken tags is validated and
+    # buffered, but spends no Monte-Carlo rollouts (its proposer gets the format reward anyway).
+    unclosed_think = GOOD_PROPOSAL.replace("</think>", "")
+    assert trainer.specs["deduction"].parse_proposal(unclosed_think, [], require_think=True).candidate is None
+    trainer.specs["deduction"].keep_badly_formatted_tasks = True
+    broken = trainer.specs["deduction"].parse_proposal(unclosed_think, [], require_think=True)
+    assert (broken.format_ok, broken.error) == (False, "missing_think")
+    kept, kept_verdicts = trainer._validate([proposals[0], broken], ["deduction", "deduction"])
+    assert kept_verdicts == ["ok", "ok"] and kept[1].output == valid[0].output
+    kept_rates = trainer._monte_carlo_solve_rates(kept, [True, False])
+    assert kept_rates[0] in {0.0, 0.5, 1.0} and kept_rates[1] is None
     before = {t: trainer.buffer.size(t) for t in TASK_TYPES}
     trainer.buffer.add([t for t in valid if t is not None], step=1)
     assert trainer.buffer.size("deduction") == before["deduction"] + 1

@@ -7,12 +7,13 @@ from .base import Executor, ExecutorError
 from .checks import find_banned, parse_args, parse_literal
 from .factory import make_executor
 from .types import EXECUTOR_KINDS, REFERENCE_BANNED_MODULES, ExecJob, ExecResult, ExecutorConfig, Verdict
-from .values import literal_equal, values_equal
+from .values import VALUE_EQUALITIES, literal_equal, truncate_output, values_equal
 
 
 __all__ = [
     "EXECUTOR_KINDS",
     "REFERENCE_BANNED_MODULES",
+    "VALUE_EQUALITIES",
     "ExecJob",
     "ExecResult",
     "Executor",
@@ -24,5 +25,6 @@ __all__ = [
     "make_executor",
     "parse_args",
     "parse_literal",
+    "truncate_output",
     "values_equal",
 ]

@@ -110,6 +110,31 @@ def arg_nodes(src: str, max_chars: int = MAX_LITERAL_CHARS) -> list[ast.expr] | 
     return call.args
 
 
+def keyword_args(src: str, max_chars: int = MAX_LITERAL_CHARS) -> tuple[list[str], list[tuple[str, str]]] | None:
+    """An argument list that may name arguments, ``"[1, 2], k=3"`` -> ``(["[1, 2]"], [("k", "3")])``: the source of
+    each positional argument and each keyword's name and value source, every value a Python literal; ``None`` when
+    the text is no such list (``*args``, ``**kwargs``, a non-literal value) or too long. Nothing is evaluated."""
+    if not isinstance(src, str) or len(src) > max_chars:
+        return None
+    text = "f(" + src + "\n)"
+    try:
+        tree = ast.parse(text, mode="eval")
+    except _PARSE_ERRORS:
+        return None
+    call = tree.body
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.func.id != "f":
+        return None
+    if any(isinstance(arg, ast.Starred) for arg in call.args) or any(k.arg is None for k in call.keywords):
+        return None
+    names = [k.arg for k in call.keywords]
+    if len(set(names)) != len(names):  # a repeated keyword does not compile
+        return None
+    if literal_args([*call.args, *(k.value for k in call.keywords)]) is None:
+        return None
+    segment = functools.partial(ast.get_source_segment, text)
+    return [segment(arg) for arg in call.args], [(k.arg, segment(k.value)) for k in call.keywords]
+
+
 def literal_args(nodes: list[ast.expr]) -> tuple | None:
     """Fresh plain values for parsed argument nodes (each call builds new objects), or ``None`` if one is no literal."""
     try:

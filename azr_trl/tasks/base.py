@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from azr_trl.executor.checks import parse_args
 from azr_trl.executor.types import REFERENCE_BANNED_MODULES, ExecJob, ExecResult
+from azr_trl.executor.values import VALUE_EQUALITIES, truncate_output
 
-from .parsing import ProgramOptions, unwrap_call
+from .parsing import ENTRY_RENAMES, ProgramOptions, prepare_input, unwrap_call
 from .reading import get_reader
 from .task import Task, zero_triplet
 
@@ -20,6 +22,8 @@ Prompt = str | list[dict[str, Any]]
 # ``f(f(x))`` as the reference's templates run it.
 CALL_WRAPPED_INPUTS: tuple[str, ...] = ("unwrap", "nest")
 NESTED_ENTRY = "_azr_f_of_f"
+# The entry that calls ``f`` on an input pasted into the program (``pasted_inputs``), see :func:`call_job`.
+PASTED_ENTRY = "_azr_f_of_pasted"
 
 
 @dataclass
@@ -31,8 +35,9 @@ class Proposal:
     ``missing_think``, ``misordered_tags``, ``unclosed_think``), a missing block (``missing_program``,
     ``missing_input``, ``missing_message``), or a content error (``syntax_error``, ``no_entry_function``,
     ``multiple_functions``, ``program_too_long``, ``program_too_deep``, ``invalid_input``, ``empty_input``, ``input_too_long``,
-    ``wrong_input_count``, ``duplicate_inputs``, ``message_leaks_program``). ``candidate`` is a task without gold
-    output(s), set only when there is no error.
+    ``input_comment``, ``input_call``, ``wrong_input_count``, ``duplicate_inputs``, ``message_leaks_program``). ``candidate`` is a task without gold
+    output(s), set only when there is no error, or with ``keep_badly_formatted_tasks`` when the tags alone are wrong
+    (``format_ok`` False, ``error`` the tag error): validated and buffered, its proposer still gets the format reward.
     """
 
     format_ok: bool
@@ -49,11 +54,14 @@ class SolverAnswer:
     """A parsed solver completion: ``answer`` is the literal source (deduction/abduction) or the program (induction).
 
     The answer is extracted even from a badly formatted completion when possible; rewards check ``format_ok`` first.
+    ``gradable`` is False for an answer that can never be graded correct whatever its value (``pasted_inputs``: an
+    abduction answer that does not fit on the reference's one grading line).
     """
 
     format_ok: bool
     answer: str | None = None
     error: str | None = None
+    gradable: bool = True
 
 
 class TaskSpec(abc.ABC):
@@ -72,6 +80,21 @@ class TaskSpec(abc.ABC):
             :mod:`azr_trl.tasks.reading`.
         call_wrapped_inputs: an input written as a call, ``f(x)`` (a proposal's input, an abduction answer):
             ``"unwrap"`` reads ``x``; ``"nest"`` keeps the call, run as ``f(f(x))`` like the reference runs it.
+        value_equality: how answers are compared with gold values: ``"typed"`` (a bool is no number) or ``"python"``
+            (Python's ``==``, ``True == 1``), see :mod:`azr_trl.executor.values`.
+        pasted_inputs: inputs work as the reference pastes them into one line of program text, ``f(<input>)``: a
+            proposal's input may name arguments or be an expression (``[1] + [2]``, run in the sandbox with the
+            program), an abduction answer may name arguments (its values stay literals), an input ending in a
+            ``# comment`` is invalid, and an abduction answer or an induction hidden input that spans lines is never
+            graded correct (see :func:`~azr_trl.tasks.parsing.grades_on_one_line`).
+        truncate_outputs: gold outputs longer than this many characters are cut as the reference's executor cuts
+            them (:func:`~azr_trl.executor.values.truncate_output`); 0 keeps them whole.
+        reject_input_calls: a program (or a proposal input) containing the text ``input(`` is refused, and an
+            induction answer containing it is wrong, as the reference's executor refuses to run such code.
+        entry_rename: ``"token"`` or ``"text"`` (the reference's regex rename), see
+            :class:`~azr_trl.tasks.parsing.ProgramOptions` ``rename_by``.
+        keep_badly_formatted_tasks: a proposal whose think/answer tags are wrong still yields its candidate task
+            (see :class:`Proposal`), as the reference's buffer takes every valid program whatever the format.
     """
 
     task_type: str = ""
@@ -85,12 +108,29 @@ class TaskSpec(abc.ABC):
         strip_top_level_code: bool | None = None,
         answer_extraction: str = "reference",
         call_wrapped_inputs: str = "unwrap",
+        value_equality: str = "typed",
+        pasted_inputs: bool = False,
+        truncate_outputs: int = 0,
+        reject_input_calls: bool = False,
+        entry_rename: str = "token",
+        keep_badly_formatted_tasks: bool = False,
     ):
         self.reader = get_reader(answer_extraction)
         self.answer_extraction = answer_extraction
         if call_wrapped_inputs not in CALL_WRAPPED_INPUTS:
             raise ValueError(f"call_wrapped_inputs={call_wrapped_inputs!r}: use one of {list(CALL_WRAPPED_INPUTS)}.")
         self.keep_calls = call_wrapped_inputs == "nest"
+        if value_equality not in VALUE_EQUALITIES:
+            raise ValueError(f"value_equality={value_equality!r}: use one of {list(VALUE_EQUALITIES)}.")
+        self.value_equality = value_equality
+        if entry_rename not in ENTRY_RENAMES:
+            raise ValueError(f"entry_rename={entry_rename!r}: use one of {list(ENTRY_RENAMES)}.")
+        if truncate_outputs < 0:
+            raise ValueError(f"truncate_outputs={truncate_outputs}: use 0 (keep outputs whole) or a positive length.")
+        self.pasted_inputs = bool(pasted_inputs)
+        self.truncate_outputs = int(truncate_outputs)
+        self.reject_input_calls = bool(reject_input_calls)
+        self.keep_badly_formatted_tasks = bool(keep_badly_formatted_tasks)
         if strip_top_level_code is None:
             # The reference runs a proposed program as written, example calls and prints included.
             strip_top_level_code = answer_extraction != "reference"
@@ -104,6 +144,8 @@ class TaskSpec(abc.ABC):
             rename_entry=rename_entry,
             reject_multiple_functions=reject_multiple_functions,
             strip_top_level_code=strip_top_level_code,
+            rename_by=entry_rename,
+            reject_input_calls=self.reject_input_calls,
         )
         # Under strict the solver's program is cleaned the same way (never punished for helpers); the reference reader
         # runs it as written.
@@ -118,6 +160,17 @@ class TaskSpec(abc.ABC):
         the shortest prompts are measured on. The paper's triplet types start from the identity program."""
         return zero_triplet(cls.task_type)
 
+    def proposal_input(self, text: str) -> tuple[str | None, str | None]:
+        """A proposal's input checked under this spec's input settings, see
+        :func:`~azr_trl.tasks.parsing.prepare_input`."""
+        return prepare_input(
+            text, keep_call=self.keep_calls, pasted=self.pasted_inputs, reject_input_calls=self.reject_input_calls
+        )
+
+    def gold_output(self, output: str | None) -> str:
+        """A validated program's output as the task keeps it (cut under ``truncate_outputs``)."""
+        return truncate_output(output or "", self.truncate_outputs)
+
     # ----- propose -----
     @abc.abstractmethod
     def propose_prompt(self, references: Sequence[Task], fmt: str) -> Prompt:
@@ -126,10 +179,13 @@ class TaskSpec(abc.ABC):
     def parse_proposal(self, completion: str, references: Sequence[Task], require_think: bool = True) -> Proposal:
         """Read a proposer completion into a candidate task (no gold output yet): its envelope, then its answer.
 
-        A completion whose think/answer tags are wrong gets no candidate, however good its answer.
+        A completion whose think/answer tags are wrong gets no candidate, however good its answer, unless
+        ``keep_badly_formatted_tasks``: then its answer is read all the same (``format_ok`` stays False).
         """
         envelope = self.reader.envelope(completion, require_think)
         if not envelope.format_ok:
+            if self.keep_badly_formatted_tasks and envelope.answer is not None:
+                return Proposal(False, envelope.error, self.read_proposal(envelope.answer, references).candidate)
             return Proposal(False, envelope.error)
         return self.read_proposal(envelope.answer or "", references)
 
@@ -164,9 +220,18 @@ class TaskSpec(abc.ABC):
         return [float(ok) for ok in self.verify(executor, tasks, answers)]
 
 
-def call_job(program: str, input_src: str, **options: Any) -> ExecJob:
-    """The executor job that calls ``f`` on an argument list; one kept as a call, ``f(args)``, runs ``f(f(args))``."""
+def call_job(program: str, input_src: str, pasted: bool = False, **options: Any) -> ExecJob:
+    """The executor job that calls ``f`` on an input: an argument list of literals (``'ab', [1, 2]``), or one kept as a
+    call, ``f(args)``, which runs ``f(f(args))``.
+
+    ``pasted`` (``pasted_inputs``): any other input parsing accepted (named arguments ``xs=[3, 1]``, expressions such
+    as ``[1] + [2]``) is pasted into the program as the reference pastes it, ``return f(<input>)`` in an entry of its
+    own, and so evaluated in the sandbox with the program, never in this process.
+    """
     inner = unwrap_call(input_src)
+    if pasted and parse_args(input_src if inner is None else inner) is None:
+        wrapped = f"{program.rstrip()}\n\n\ndef {PASTED_ENTRY}():\n    return f({input_src})\n"
+        return ExecJob(wrapped, "", entry=PASTED_ENTRY, **options)
     if inner is None:
         return ExecJob(program, input_src, **options)
     nested = f"{program.rstrip()}\n\n\ndef {NESTED_ENTRY}(*args):\n    return f(f(*args))\n"

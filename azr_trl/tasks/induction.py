@@ -15,7 +15,7 @@ from azr_trl.executor.types import ExecJob, ExecResult
 from azr_trl.executor.values import literal_equal
 
 from .base import Prompt, Proposal, SolverAnswer, TaskSpec, call_job, check_lengths
-from .parsing import import_lines, input_shape, prepare_input, prepare_program
+from .parsing import INPUT_CALL, grades_on_one_line, import_lines, input_shape, prepare_program
 from .prompts import INPUT_MARKER, fence, program_requirements, render
 from .task import Task, zero_induction_task
 
@@ -132,7 +132,7 @@ class InductionSpec(TaskSpec):
             return Proposal(True, "wrong_input_count")
         inputs: list[str] = []
         for text in input_texts[-self.num_inputs :]:
-            src, error = prepare_input(text, keep_call=self.keep_calls)
+            src, error = self.proposal_input(text)
             if src is None:
                 return Proposal(True, error)
             inputs.append(src)
@@ -143,7 +143,7 @@ class InductionSpec(TaskSpec):
         return Proposal(True, None, Task(task_type="induction", program=program, inputs=inputs, message=message))
 
     def validation_jobs(self, candidate: Task) -> list[ExecJob]:
-        return [call_job(candidate.program, src) for src in candidate.inputs]
+        return [call_job(candidate.program, src, self.pasted_inputs) for src in candidate.inputs]
 
     def finish_validation(self, candidate: Task, results: Sequence[ExecResult]) -> tuple[Task | None, str]:
         if len(results) != len(candidate.inputs):
@@ -155,7 +155,7 @@ class InductionSpec(TaskSpec):
             task_type="induction",
             program=candidate.program,
             inputs=list(candidate.inputs),
-            outputs=[r.output or "" for r in results],
+            outputs=[self.gold_output(r.output) for r in results],
             message=candidate.message,
             step=candidate.step,
             pinned=candidate.pinned,
@@ -211,6 +211,9 @@ class InductionSpec(TaskSpec):
         """Fraction of hidden pairs each answer reproduces (one executor batch)."""
         hidden = [split_pairs(t)[1] for t in tasks]
         programs = [a.answer for a in answers]
+        if self.reject_input_calls:
+            # The reference's executor refuses to run an answer containing `input(`.
+            programs = [None if p is None or INPUT_CALL in p else p for p in programs]
         if self.answer_extraction == "reference":
             # The reference runs an answer below the gold program's import lines: `math.floor` needs no import.
             programs = [
@@ -222,6 +225,8 @@ class InductionSpec(TaskSpec):
             programs,
             [[src for src, _ in pairs] for pairs in hidden],
             [[out for _, out in pairs] for pairs in hidden],
+            self.value_equality,
+            pasted_inputs=self.pasted_inputs,
         )
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
@@ -234,28 +239,38 @@ def verify_induction(
     answer_programs: Sequence[str | None],
     hidden_inputs: Sequence[Sequence[str]],
     hidden_outputs: Sequence[Sequence[str]],
+    equality: str = "typed",
+    pasted_inputs: bool = False,
 ) -> list[float]:
     """Induction: each answer program runs on its task's hidden inputs (all in one batch); the score is the fraction
-    of hidden pairs whose output it reproduces (``== 1.0`` is the reference's binary reward).
+    of hidden pairs whose output it reproduces (``== 1.0`` is the reference's binary reward), compared under
+    ``equality`` (see :mod:`azr_trl.executor.values`).
 
-    The solver's program is checked for banned modules like a proposal.
+    The solver's program is checked for banned modules like a proposal. ``pasted_inputs``: inputs as the reference
+    pastes them, so a hidden pair whose input does not fit on one grading line
+    (:func:`~azr_trl.tasks.parsing.grades_on_one_line`) is never matched, and named arguments are passed by name.
     """
     check_lengths(answer_programs, hidden_inputs, hidden_outputs)
-    spans: list[tuple[int, int, int]] = []  # (task, first job, number of jobs)
+    spans: list[tuple[int, int, int, int]] = []  # (task, first job, number of jobs, number of hidden pairs)
+    golds: list[list[str]] = []  # the gold outputs of each span's jobs
     jobs: list[ExecJob] = []
     for i, (program, inputs, outputs) in enumerate(zip(answer_programs, hidden_inputs, hidden_outputs, strict=True)):
         if len(inputs) != len(outputs):
             raise ValueError(f"task {i}: {len(inputs)} hidden inputs but {len(outputs)} hidden outputs")
         if program is None or not inputs:
             continue
-        spans.append((i, len(jobs), len(inputs)))
-        jobs.extend(call_job(program, x, check_banned=True, determinism_runs=1) for x in inputs)
+        gradable = [
+            (x, gold) for x, gold in zip(inputs, outputs, strict=True) if not pasted_inputs or grades_on_one_line(x)
+        ]
+        spans.append((i, len(jobs), len(gradable), len(inputs)))
+        jobs.extend(call_job(program, x, pasted_inputs, check_banned=True, determinism_runs=1) for x, _ in gradable)
+        golds.append([gold for _, gold in gradable])
     results = executor.run(jobs)
     scores = [0.0] * len(answer_programs)
-    for i, first, count in spans:
+    for (i, first, count, total), gold_outputs in zip(spans, golds, strict=True):
         matched = sum(
-            result.ok and literal_equal(result.output, gold)
-            for result, gold in zip(results[first : first + count], hidden_outputs[i], strict=True)
+            result.ok and literal_equal(result.output, gold, equality=equality)
+            for result, gold in zip(results[first : first + count], gold_outputs, strict=True)
         )
-        scores[i] = matched / count
+        scores[i] = matched / total
     return scores

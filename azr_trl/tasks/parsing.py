@@ -21,6 +21,11 @@ MAX_INPUT_CHARS = 5_000
 MAX_AST_DEPTH = 100
 
 _CALL_WRAPPER = re.compile(r"^f\s*\((.*)\)$", re.DOTALL)
+# Every ``def name(`` line, nested functions and methods included (where ``entry_rename: text`` looks for the entry).
+_DEF_NAME = re.compile(r"^\s*def\s+(\w+)\s*\(", re.MULTILINE)
+# The text the reference's executor refuses to run, anywhere in a program (``reject_input_calls``).
+INPUT_CALL = "input("
+ENTRY_RENAMES: tuple[str, ...] = ("token", "text")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -37,12 +42,20 @@ class ProgramOptions:
     included (the reference's Qwen2.5 setting; it contradicts the prompt, so it is off by default).
     ``strip_top_level_code``: drop top-level expression statements (example calls, prints) and
     ``if __name__ == "__main__":`` blocks, which are not part of the task and would run at import.
+    ``rename_by``: ``"token"`` renames a top-level function as an identifier (not after a dot, not in strings);
+    ``"text"`` does what the reference's regex does: when no ``def f`` exists anywhere, the last (or first) ``def``
+    anywhere, nested functions and methods included, is renamed at every ``def name(`` and every ``name(`` of the
+    text, so ``s.count(ch)`` becomes ``s.f(ch)`` when the function is ``count``.
+    ``reject_input_calls``: refuse a program whose text contains ``input(`` anywhere (``input_call``), as the
+    reference's executor does.
     """
 
     rename_entry: str | None = "last"
     reject_multiple_functions: bool = False
     strip_top_level_code: bool = True
     max_chars: int = MAX_PROGRAM_CHARS
+    rename_by: str = "token"
+    reject_input_calls: bool = False
 
 
 def _depth(tree: ast.AST) -> int:
@@ -120,7 +133,7 @@ def prepare_program(code: str, options: ProgramOptions = ProgramOptions()) -> tu
     """Clean a proposed program so that its entry function is a top-level ``f``.
 
     Returns ``(program, None)`` or ``(None, error)`` with ``error`` one of ``program_too_long``, ``syntax_error``,
-    ``program_too_deep``, ``no_entry_function``, ``multiple_functions``.
+    ``program_too_deep``, ``no_entry_function``, ``multiple_functions``, ``input_call``.
     """
     code = code.strip("\n")
     if len(code) > options.max_chars:
@@ -132,7 +145,16 @@ def prepare_program(code: str, options: ProgramOptions = ProgramOptions()) -> tu
         n_defs = sum(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in ast.walk(tree))
         if n_defs > 1:
             return None, "multiple_functions"
-    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    if options.rename_by == "text":
+        code, error = _rename_by_text(code, options.rename_entry)
+        if code is None:
+            return None, error
+        tree, error = _parse_checked(code)
+        if tree is None:
+            return None, error
+        names = ["f"]  # whether an `f` can be called is the executor's verdict, as in the reference
+    else:
+        names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     if not names:
         return None, "no_entry_function"
     if "f" not in names:
@@ -148,7 +170,24 @@ def prepare_program(code: str, options: ProgramOptions = ProgramOptions()) -> tu
         code = _strip_top_level_code(code, tree)
         if parse_program(code) is None:  # defensive: stripping whole statements keeps the module valid
             return None, "syntax_error"
+    if options.reject_input_calls and INPUT_CALL in code:
+        return None, "input_call"
     return code.rstrip() + "\n", None
+
+
+def _rename_by_text(code: str, rename_entry: str | None) -> tuple[str | None, str | None]:
+    """``rename_by="text"``: the program with its entry renamed as the reference's regex renames it (see
+    :class:`ProgramOptions`), or ``(None, error)``."""
+    names = _DEF_NAME.findall(code)
+    if not names:
+        return None, "no_entry_function"
+    if "f" in names:
+        return code, None
+    if rename_entry not in ("last", "first"):
+        return None, "no_entry_function"
+    old = re.escape(names[-1] if rename_entry == "last" else names[0])
+    code = re.sub(rf"def\s+{old}\s*\(", "def f(", code)
+    return re.sub(rf"\b{old}\s*\(", "f(", code), None
 
 
 def program_shape(program: str) -> str:
@@ -199,15 +238,21 @@ def _parse_args(src: str) -> tuple | None:
     return parse_args(src)
 
 
-def prepare_input(text: str, keep_call: bool = False) -> tuple[str | None, str | None]:
+def prepare_input(
+    text: str, keep_call: bool = False, pasted: bool = False, reject_input_calls: bool = False
+) -> tuple[str | None, str | None]:
     """Check that ``text`` is the argument list of one call: Python literals separated by commas.
 
     A wrapping ``f(...)`` call is unwrapped, or with ``keep_call`` kept around the checked arguments (``f(args)``,
-    which runs as ``f(f(args))``, see :func:`~azr_trl.tasks.base.call_job`). Returns ``(input, None)`` with the
-    stripped source text, or ``(None, error)`` with ``error`` one of ``empty_input``, ``input_too_long``,
-    ``invalid_input``.
+    which runs as ``f(f(args))``, see :func:`~azr_trl.tasks.base.call_job`). ``pasted`` (a proposal's input under
+    ``pasted_inputs``): the text is taken as the reference pastes it into ``f(...)``: arguments may be named or be
+    expressions (``xs=[3, 1]``, ``[1] + [2]``), and it must paste (:func:`pastes_into_call`; a trailing ``# comment``
+    does not).
+    ``reject_input_calls``: a text containing ``input(`` is refused, as the reference's executor refuses it. Returns
+    ``(input, None)`` with the stripped source text, or ``(None, error)`` with ``error`` one of ``empty_input``,
+    ``input_too_long``, ``invalid_input``, ``input_comment``, ``input_call``.
     """
-    src = text.strip()
+    written = src = text.strip()
     inner = unwrap_call(src)
     if inner is not None:
         src = inner
@@ -216,9 +261,44 @@ def prepare_input(text: str, keep_call: bool = False) -> tuple[str | None, str |
     if len(src) > MAX_INPUT_CHARS:
         return None, "input_too_long"
     args = _parse_args(src)
-    if not args:  # None (not literals) or () (no argument: f needs at least one)
+    if not args and not (pasted and _pastes_as_arguments(src)):  # None (not literals) or () (f needs an argument)
         return None, "invalid_input"
+    if pasted and not pastes_into_call(written):
+        return None, "input_comment"
+    if reject_input_calls and INPUT_CALL in written:
+        return None, "input_call"
     return (f"f({src})" if keep_call and inner is not None else src), None
+
+
+def _pastes_as_arguments(src: str) -> bool:
+    """Whether ``f(<src>)`` reads as one call with at least one argument, whatever the arguments (``xs=[3, 1]``,
+    ``[1] + [2]``): what the reference takes as an input (``pasted``). Only parsed here; such an input runs pasted into
+    its program, in the sandbox (:func:`~azr_trl.tasks.base.call_job`)."""
+    try:
+        call = ast.parse("f(" + src + "\n)", mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    named_f = isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"
+    return named_f and bool(call.args or call.keywords)
+
+
+def pastes_into_call(text: str) -> bool:
+    """Whether ``f(<text>)`` parses with the closing parenthesis right after the text: how the reference pastes an
+    input into its programs. A trailing ``# comment`` hides the parenthesis; line breaks inside the call are fine."""
+    if len(text) > MAX_INPUT_CHARS:
+        return False
+    try:
+        ast.parse("f(" + text + ")", mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def grades_on_one_line(text: str) -> bool:
+    """Whether an input text can be graded as the reference grades it: it pastes the text into the last line of a
+    program (``gold == f(<text>)``) and evaluates that line alone, so the text must not break the line and must
+    paste into the call (:func:`pastes_into_call`)."""
+    return "\n" not in text and pastes_into_call(text)
 
 
 def unwrap_call(text: str) -> str | None:

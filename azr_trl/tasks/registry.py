@@ -108,7 +108,9 @@ def get_task_spec(task_type: str, **kwargs: Any) -> TaskSpec:
     """An instance of the :class:`TaskSpec` ``task_type`` resolves to; ``kwargs`` go to its constructor.
 
     Every spec takes :class:`TaskSpec`'s arguments (``num_inputs``, ``reject_multiple_functions``,
-    ``banned_modules``, ``rename_entry``, ``strip_top_level_code``, ``answer_extraction``); induction and the
+    ``banned_modules``, ``rename_entry``, ``strip_top_level_code``, ``answer_extraction``, and the reference-preset
+    switches ``call_wrapped_inputs``, ``value_equality``, ``pasted_inputs``, ``truncate_outputs``,
+    ``reject_input_calls``, ``entry_rename``, ``keep_badly_formatted_tasks``); induction and the
     families take their own options too (``inputs_rule``; ``difficulty``).
     """
     return task_spec_class(task_type)(**kwargs)

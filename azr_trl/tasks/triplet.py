@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from azr_trl.executor.base import Executor
-from azr_trl.executor.checks import parse_args
+from azr_trl.executor.checks import keyword_args, parse_args
 from azr_trl.executor.types import ExecJob, ExecResult
 from azr_trl.executor.values import literal_equal
 
 from .base import Prompt, Proposal, SolverAnswer, TaskSpec, call_job, check_lengths
-from .parsing import prepare_input, prepare_program, unwrap_call
+from .parsing import grades_on_one_line, prepare_input, prepare_program, unwrap_call
 from .prompts import banned_words_line, fence, program_requirements, render, snippet
 from .task import Task
 
@@ -89,13 +89,13 @@ class _TripletSpec(TaskSpec):
         program, error = prepare_program(code, self.program_options)
         if program is None:
             return Proposal(True, error)
-        input_src, error = prepare_input(input_text, keep_call=self.keep_calls)
+        input_src, error = self.proposal_input(input_text)
         if input_src is None:
             return Proposal(True, error)
         return Proposal(True, None, Task(task_type=self.task_type, program=program, input=input_src))
 
     def validation_jobs(self, candidate: Task) -> list[ExecJob]:
-        return [call_job(candidate.program, candidate.input or "")]
+        return [call_job(candidate.program, candidate.input or "", self.pasted_inputs)]
 
     def finish_validation(self, candidate: Task, results: Sequence[ExecResult]) -> tuple[Task | None, str]:
         if len(results) != 1:
@@ -107,7 +107,7 @@ class _TripletSpec(TaskSpec):
             task_type=self.task_type,
             program=candidate.program,
             input=candidate.input,
-            output=result.output,
+            output=self.gold_output(result.output),
             step=candidate.step,
             pinned=candidate.pinned,
             extra=dict(candidate.extra),
@@ -165,7 +165,7 @@ class DeductionSpec(_TripletSpec):
         return SolverAnswer(envelope.format_ok, answer, envelope.error)
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
-        return verify_deduction([a.answer for a in answers], [t.output or "" for t in tasks])
+        return verify_deduction([a.answer for a in answers], [t.output or "" for t in tasks], self.value_equality)
 
 
 class AbductionSpec(_TripletSpec):
@@ -189,18 +189,29 @@ class AbductionSpec(_TripletSpec):
             return SolverAnswer(False, None, envelope.error or "missing_input")
         # An answer that is not a literal argument list stays as written: it is well formatted, just wrong.
         src, _ = prepare_input(text, keep_call=self.keep_calls)
-        return SolverAnswer(envelope.format_ok, src if src is not None else text.strip(), envelope.error)
+        # Pasted as the reference pastes it, the answer must fit on its one grading line (as read, before any strip).
+        gradable = not self.pasted_inputs or grades_on_one_line(text)
+        answer = src if src is not None else text.strip()
+        return SolverAnswer(envelope.format_ok, answer, envelope.error, gradable=gradable)
 
     def verify(self, executor: Any, tasks: Sequence[Task], answers: Sequence[SolverAnswer]) -> list[bool]:
         return verify_abduction(
-            executor, [t.program for t in tasks], [a.answer for a in answers], [t.output or "" for t in tasks]
+            executor,
+            [t.program for t in tasks],
+            [a.answer if a.gradable else None for a in answers],
+            [t.output or "" for t in tasks],
+            self.value_equality,
+            pasted=self.pasted_inputs,
         )
 
 
-def verify_deduction(answers: Sequence[str | None], gold_outputs: Sequence[str]) -> list[bool]:
-    """Deduction: the predicted output must equal the gold output as a value. Runs no code."""
+def verify_deduction(
+    answers: Sequence[str | None], gold_outputs: Sequence[str], equality: str = "typed"
+) -> list[bool]:
+    """Deduction: the predicted output must equal the gold output as a value (``equality``: see
+    :mod:`azr_trl.executor.values`). Runs no code."""
     check_lengths(answers, gold_outputs)
-    return [literal_equal(answer, gold) for answer, gold in zip(answers, gold_outputs, strict=True)]
+    return [literal_equal(answer, gold, equality=equality) for answer, gold in zip(answers, gold_outputs, strict=True)]
 
 
 def verify_abduction(
@@ -208,8 +219,12 @@ def verify_abduction(
     programs: Sequence[str],
     answers: Sequence[str | None],
     gold_outputs: Sequence[str],
+    equality: str = "typed",
+    pasted: bool = False,
 ) -> list[bool]:
-    """Abduction: ``f(answer)`` is run in the sandbox (one batch) and must equal the gold output.
+    """Abduction: ``f(answer)`` is run in the sandbox (one batch) and must equal the gold output (``equality``: see
+    :mod:`azr_trl.executor.values`). ``pasted`` (``pasted_inputs``): an answer may name arguments, ``x=[1, 2]``,
+    its values still literals.
 
     Any input that reproduces the gold output is correct, as in the reference; an answer that is not a list of
     literals is wrong without running anything. An answer kept as a call, ``f(args)`` (``call_wrapped_inputs: nest``),
@@ -220,11 +235,15 @@ def verify_abduction(
     jobs: list[ExecJob] = []
     for i, (program, answer) in enumerate(zip(programs, answers, strict=True)):
         args = None if answer is None else unwrap_call(answer) or answer
-        if args is not None and parse_args(args, executor.config.max_input_chars) is not None:
+        runnable = args is not None and (
+            parse_args(args, executor.config.max_input_chars) is not None
+            or (pasted and keyword_args(args, executor.config.max_input_chars) is not None)
+        )
+        if runnable:
             slots.append(i)
             # The task's program was validated (banned modules, determinism) when it was proposed.
-            jobs.append(call_job(program, answer, check_banned=False, determinism_runs=1))
+            jobs.append(call_job(program, answer, pasted, check_banned=False, determinism_runs=1))
     correct = [False] * len(programs)
     for i, result in zip(slots, executor.run(jobs), strict=True):
-        correct[i] = result.ok and literal_equal(result.output, gold_outputs[i])
+        correct[i] = result.ok and literal_equal(result.output, gold_outputs[i], equality=equality)
     return correct
