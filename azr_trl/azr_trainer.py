@@ -28,6 +28,7 @@ from .azr_config import AZRConfig
 from .executor import make_executor
 from .generation.prompt_budget import check_prompt_budget, share_too_long_marks, solve_prompt_fits
 from .generation.trainer_mixin import EngineGenerationMixin
+from .generation.vllm_cpu import colocated_engine_settings_on_cpu
 from .generation.vllm_server import VLLMServerUnavailableError
 from .run_outputs.prompt_format import model_card_section, save_prompt_format
 from .seeding.generation import SEED_TRIPLET_TYPES
@@ -102,16 +103,17 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         user_funcs = (
             [] if reward_funcs is None else list(reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])
         )
-        super().__init__(
-            model=model,
-            reward_funcs=make_azr_reward_funcs(args) + user_funcs,
-            args=args,
-            train_dataset=train_dataset,
-            processing_class=processing_class,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            peft_config=peft_config,
-        )
+        with colocated_engine_settings_on_cpu(args):
+            super().__init__(
+                model=model,
+                reward_funcs=make_azr_reward_funcs(args) + user_funcs,
+                args=args,
+                train_dataset=train_dataset,
+                processing_class=processing_class,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                peft_config=peft_config,
+            )
         self._set_up_engine()
         self.prompt_format, self.require_think = resolve_prompt_format(
             args.prompt_format, args.require_think, self._tokenizer

@@ -141,11 +141,12 @@ class TaskFamily(DeductionSpec, abc.ABC):
             f"- Aim for about {self.difficulty} operations.",
         ]
         if references:
+            # Programs and inputs only: a reply imitates what the prompt shows, and an output block is not asked for.
             lines += ["", "### Reference Programs (write a different one)"]
-            lines += [snippet(i, r.program, r.input, r.output) for i, r in enumerate(references)]
+            lines += [snippet(i, r.program, r.input, None) for i, r in enumerate(references)]
         lines += [
             "",
-            "### Example Reply (a one-line plan, then the program and its input)",
+            "### Example Reply (a one-line plan, the program and its input, then stop)",
             f"<think> {self.propose_plan_example} </think>",
             "<answer>",
             fence("python", program),
