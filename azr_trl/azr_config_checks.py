@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .azr_config_defaults import REFERENCE_SEED_MINIMUM
 from .executor.types import EXECUTOR_KINDS
-from .seeding.generation import REFERENCE_SEED_MINIMUM
 from .tasks.base import CALL_WRAPPED_INPUTS
 from .tasks.prompts import PROMPT_FORMAT_CHOICES
 from .tasks.reading import ANSWER_EXTRACTIONS

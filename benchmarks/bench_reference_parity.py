@@ -144,12 +144,12 @@ class Ours:
 
     def __init__(self, preset: str, executor):
         from azr_trl import AZRConfig
-        from azr_trl.azr_trainer import _task_spec
+        from azr_trl.azr_config import task_spec
         from azr_trl.selfplay.rewards import RewardSettings
 
         self.tmp = tempfile.TemporaryDirectory(prefix="azr-parity-ours-")
         self.config = AZRConfig(output_dir=self.tmp.name, max_steps=1, use_cpu=True, report_to="none", preset=preset)
-        self.specs = {t: _task_spec(self.config, t) for t in TASK_TYPES}
+        self.specs = {t: task_spec(self.config, t) for t in TASK_TYPES}
         self.settings = RewardSettings.from_config(self.config)
         self.executor = executor
 
