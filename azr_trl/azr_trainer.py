@@ -59,7 +59,8 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         args: an [`AZRConfig`]; ``max_steps`` is required.
         train_dataset: not needed: AZR generates its own tasks. A placeholder drives TRL's loop.
         executor: an executor to use instead of the one ``args`` describes (it is closed with the trainer).
-        Other arguments are passed to [`~trl.GRPOTrainer`].
+
+    Other arguments are passed to [`~trl.GRPOTrainer`].
     """
 
     _tag_names = ["trl", "grpo", "azr", "absolute-zero", "self-play"]
