@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from trl import GRPOConfig
 
 from .azr_config_checks import apply_preset, check_azr_fields, check_grpo_fields, check_task_options
+from .azr_config_defaults import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
 from .azr_config_docs import first_in_section, with_parameters_doc
 from .executor.types import REFERENCE_BANNED_MODULES, ExecutorConfig
 from .jsonl import parse_json_object
-from .seeding.generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, REFERENCE_SEED_MINIMUM
+from .tasks.registry import get_task_spec
 from .tasks.task import TASK_TYPES
+
+
+if TYPE_CHECKING:
+    from .tasks.base import TaskSpec
 
 
 @dataclass
@@ -500,6 +506,33 @@ class AZRConfig(GRPOConfig):
     def rows_per_device(self) -> int:
         """Trained rows (propose + solve) each device generates per step."""
         return len(self.task_types) * (self.propose_per_type + self.solve_per_type)
+
+
+def task_spec(args: AZRConfig, task_type: str) -> TaskSpec:
+    """The task spec of ``task_type`` with the parsing options of ``args`` and its ``task_options`` (what the trainer and
+    its seeding phase build their prompts and parse completions with)."""
+    options = dict(args.task_options.get(task_type, {}))
+    if task_type == "induction":
+        options |= {
+            "inputs_rule": args.induction_inputs,
+            "reject_duplicate_inputs": args.reject_duplicate_inputs,
+            "reject_message_leaks": args.reject_message_leaks,
+        }
+    return get_task_spec(
+        task_type,
+        num_inputs=args.induction_num_inputs,
+        reject_multiple_functions=args.reject_multiple_functions,
+        banned_modules=tuple(args.banned_modules),
+        answer_extraction=args.answer_extraction,
+        call_wrapped_inputs=args.call_wrapped_inputs,
+        value_equality=args.value_equality,
+        pasted_inputs=args.pasted_inputs,
+        truncate_outputs=args.truncate_outputs,
+        reject_input_calls=args.reject_input_calls,
+        entry_rename=args.entry_rename,
+        keep_badly_formatted_tasks=args.keep_badly_formatted_tasks,
+        **options,
+    )
 
 
 # The docstring's `Parameters:` block, as in TRL's configs, rendered from each field's help text (one source for both).

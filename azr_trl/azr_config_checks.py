@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .azr_config_defaults import REFERENCE_SEED_MINIMUM
 from .executor.types import EXECUTOR_KINDS
 from .executor.values import VALUE_EQUALITIES
-from .seeding.generation import REFERENCE_SEED_MINIMUM
 from .tasks.base import CALL_WRAPPED_INPUTS
 from .tasks.parsing import ENTRY_RENAMES
 from .tasks.prompts import PROMPT_FORMAT_CHOICES

@@ -21,26 +21,27 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 from datasets import Dataset
+from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import GRPOTrainer
 
-from .azr_config import AZRConfig
+from .azr_config import AZRConfig, task_spec
 from .executor import make_executor
-from .generation.prompt_budget import check_prompt_budget, share_too_long_marks, solve_prompt_fits
 from .generation.trainer_mixin import EngineGenerationMixin
 from .generation.vllm_cpu import colocated_engine_settings_on_cpu
 from .generation.vllm_server import VLLMServerUnavailableError
 from .run_outputs.prompt_format import model_card_section, save_prompt_format
 from .seeding.generation import SEED_TRIPLET_TYPES
-from .seeding.phase import seeding_resume_hint
+from .seeding.phase import SeedingEngine, accelerator_ranks, run_seeding_phase, seeding_resume_hint
 from .selfplay.advantages import baseline_group_ids, task_relative_advantages
 from .selfplay.batch import build_training_batch, groups_by_length, split_micro_batches
 from .selfplay.buffer import TaskBuffer
+from .selfplay.draws import prompt_budget, share_too_long_marks, solve_prompt_fits
 from .selfplay.intrinsic import compute_intrinsic
 from .selfplay.rewards import make_azr_reward_funcs
 from .selfplay.rollouts import Rollouts, propose_prompts, solve_prompts
 from .selfplay.step_metrics import PhaseTimer, StepRecord, log_step, propose_records, solve_records
-from .tasks import TASK_TYPES, TaskFamily, get_task_spec, validate_candidates
+from .tasks import TASK_TYPES, TaskFamily, validate_candidates
 from .tasks.prompts import resolve_prompt_format
 from .tasks.task import Task
 
@@ -59,7 +60,8 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         args: an [`AZRConfig`]; ``max_steps`` is required.
         train_dataset: not needed: AZR generates its own tasks. A placeholder drives TRL's loop.
         executor: an executor to use instead of the one ``args`` describes (it is closed with the trainer).
-        Other arguments are passed to [`~trl.GRPOTrainer`].
+
+    Other arguments are passed to [`~trl.GRPOTrainer`].
     """
 
     _tag_names = ["trl", "grpo", "azr", "absolute-zero", "self-play"]
@@ -125,35 +127,21 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         self.executor = executor or make_executor(args.executor_config())
         # One background thread runs executor batches while the model generates (it never runs two at once).
         self._exec_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="azr-executor")
-        self.specs = {t: _task_spec(args, t) for t in args.task_types}
+        self.specs = {t: task_spec(args, t) for t in args.task_types}
         self._ban_token_ids()
         self.buffer = TaskBuffer(args.task_types, max_size=args.buffer_max_size, seed=args.seed)
         # Tasks this rank found too long for a prompt since the last step: (role, prompt task type, task).
         self._too_long_marks: list[tuple[str, str, Task]] = []
         # The seeding phase proposes both triplet types, trained or not: their prompts are checked here too.
         seeding_only = [t for t in SEED_TRIPLET_TYPES if args.seeds_from_model and t not in self.specs]
-        check_prompt_budget(self, [_task_spec(args, t) for t in seeding_only])
+        self._check_prompt_budget(prompt_budget(self), self.specs.values(), [task_spec(args, t) for t in seeding_only])
         self._seed_buffer()
         # Seeding phase (Algorithm 1) before the first step, unless a checkpoint's buffer is loaded instead.
         self._seeding_pending = args.seeds_from_model
         if args.eval_benchmarks:
             from .evaluation import AZREvalCallback
 
-            self.add_callback(
-                AZREvalCallback(
-                    self,
-                    benchmarks=args.eval_benchmarks,
-                    dataset=args.eval_benchmark_file,
-                    num_items=args.eval_num_items,
-                    eval_steps=args.eval_steps,
-                    max_new_tokens=args.eval_max_new_tokens or args.max_completion_length,
-                    batch_size=args.generation_chunk_size,  # the HF batch bound the memory plan counts
-                    prompt_format=self.prompt_format,
-                    require_think=self.require_think,
-                    executor_config=args.executor_config(),
-                    seed=args.seed,
-                )
-            )
+            self.add_callback(AZREvalCallback.from_config(self, args, self.prompt_format, self.require_think))
         # Wall time of this generation round's phases, of its executor batches, and of the micro-steps since the last
         # optimizer step (see training_step).
         self._phase_time, self._executor_time, self._micro_step_time = PhaseTimer(), PhaseTimer(), PhaseTimer()
@@ -227,13 +215,25 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
             # 8. Metrics and the completions table.
             timings = {**self._phase_time.seconds, "execute": self._executor_time.seconds.get("execute", 0.0)}
             programs = self.executor.programs_run - programs_before
-            log_step(self, all_records, rewards, rewards_per_func, advantages, rollouts, timings, programs)
+            log_step(
+                self,
+                all_records,
+                rewards,
+                rewards_per_func,
+                advantages,
+                rollouts,
+                timings,
+                programs,
+                task_types=self.args.task_types,
+                buffer_stats=self.buffer.stats(),
+                prompt_format=self.prompt_format,
+            )
         return batch
 
     # ------------------------------------------------------------------ phases
     def _propose(self) -> tuple[list[list[Task]], Rollouts, list]:
         """Proposer rollouts for every task type in one generation call: (references, rollouts, parsed proposals)."""
-        refs, prompts, types = propose_prompts(self)
+        refs, prompts, types = propose_prompts(self, self._rng("propose"))
         with self._phase_time("generate_propose"):
             proposed = self._rollouts(prompts, types)
         proposals = [
@@ -400,9 +400,18 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
     # ------------------------------------------------------------------ seeding phase (Algorithm 1)
     def _seeding_phase(self) -> None:
         """The starting model proposes the seed tasks on every rank before the first step (see azr_trl.seeding.phase)."""
-        from .seeding.phase import run_seeding_phase
-
-        run_seeding_phase(self, {t: self.specs.get(t) or _task_spec(self.args, t) for t in TASK_TYPES})
+        engine = SeedingEngine(
+            generate=lambda prompts: self._sample(prompts)[3],
+            executor=self.executor,
+            prompt_budget=prompt_budget(self),
+            fmt=self.prompt_format,
+            require_think=self.require_think,
+            ranks=accelerator_ranks(self.accelerator),
+            # transformers' log, not GRPO's: GRPO's would also flush the first step's metrics and completions table.
+            log_metrics=lambda logs: Trainer.log(self, logs),
+        )
+        specs = {t: self.specs.get(t) or task_spec(self.args, t) for t in TASK_TYPES}
+        self.buffer.add_seeds(run_seeding_phase(self.args, specs, engine))
         # Only now: a run stopped during seeding writes no checkpoint, and its restart seeds on from the seed files.
         self._seeding_pending = False
 
@@ -490,32 +499,6 @@ class AZRTrainer(EngineGenerationMixin, GRPOTrainer):
         """Stop the executor's processes and threads."""
         self._exec_thread.shutdown(wait=True)
         self.executor.close()
-
-
-def _task_spec(args: AZRConfig, task_type: str):
-    """The task spec of ``task_type`` with the config's parsing options and its ``task_options``."""
-    options = dict(args.task_options.get(task_type, {}))
-    if task_type == "induction":
-        options |= {
-            "inputs_rule": args.induction_inputs,
-            "reject_duplicate_inputs": args.reject_duplicate_inputs,
-            "reject_message_leaks": args.reject_message_leaks,
-        }
-    return get_task_spec(
-        task_type,
-        num_inputs=args.induction_num_inputs,
-        reject_multiple_functions=args.reject_multiple_functions,
-        banned_modules=tuple(args.banned_modules),
-        answer_extraction=args.answer_extraction,
-        call_wrapped_inputs=args.call_wrapped_inputs,
-        value_equality=args.value_equality,
-        pasted_inputs=args.pasted_inputs,
-        truncate_outputs=args.truncate_outputs,
-        reject_input_calls=args.reject_input_calls,
-        entry_rename=args.entry_rename,
-        keep_badly_formatted_tasks=args.keep_badly_formatted_tasks,
-        **options,
-    )
 
 
 def _warn_main(trainer: AZRTrainer, message: str) -> None:

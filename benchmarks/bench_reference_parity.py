@@ -18,7 +18,7 @@ A seeded corpus of tasks (``parity_programs.py``), solver completions, proposals
 Compared, per role, task type and prompt format: solver rewards; proposer rewards; validity verdicts (the answer's
 content: parse and executor, the reference's ``code_validity``); buffer entry (validity and a well-formed envelope
 here, validity alone there); format verdicts; and each Monte-Carlo rollout's grade. Then every disagreement class with
-its count, one example and the README row that explains it (``parity_classes.py``). A class without a row is printed
+its count, one example and the row of ``docs/paper-vs-reference.md`` that explains it (``parity_classes.py``). A class without a row is printed
 as UNEXPLAINED and makes the exit status non-zero.
 """
 
@@ -144,12 +144,12 @@ class Ours:
 
     def __init__(self, preset: str, executor):
         from azr_trl import AZRConfig
-        from azr_trl.azr_trainer import _task_spec
+        from azr_trl.azr_config import task_spec
         from azr_trl.selfplay.rewards import RewardSettings
 
         self.tmp = tempfile.TemporaryDirectory(prefix="azr-parity-ours-")
         self.config = AZRConfig(output_dir=self.tmp.name, max_steps=1, use_cpu=True, report_to="none", preset=preset)
-        self.specs = {t: _task_spec(self.config, t) for t in TASK_TYPES}
+        self.specs = {t: task_spec(self.config, t) for t in TASK_TYPES}
         self.settings = RewardSettings.from_config(self.config)
         self.executor = executor
 
@@ -356,7 +356,7 @@ def report(preset: str, rows: list[Row], examples: int) -> int:
     for (name, readme), members in sorted(classes.items(), key=lambda kv: (kv[0][1] is not None, -len(kv[1]))):
         counts = Counter(f"{r.kind}/{r.task_type}" for r in members)
         print(f"\n[{len(members)}] {name}   ({', '.join(f'{k}: {v}' for k, v in counts.most_common())})")
-        print(f"  README row: {readme}" if readme else "  README row: NONE")
+        print(f"  docs row: {readme}" if readme else "  docs row: NONE")
         for row in members[:examples]:
             print(f"  traits: {' '.join(row.traits)}")
             print(f"  completion: {row.completion[-300:]!r}")
@@ -417,7 +417,7 @@ def main() -> None:
         executor.close()
         reference.close()
     if unexplained:
-        raise SystemExit(f"{unexplained} disagreeing rows have no README row (UNEXPLAINED above)")
+        raise SystemExit(f"{unexplained} disagreeing rows have no docs row (UNEXPLAINED above)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""Why a row of ``bench_reference_parity.py`` disagrees: its disagreement class and the README row that explains it.
+"""Why a row of ``bench_reference_parity.py`` disagrees: its disagreement class and the documented row that explains it.
 
 A class is found from the traits the corpus built the row from (``parity_corpus.py``), in the order of ``RULES``.
-Each names the first cell of its row in the README's tables under "Paper or reference code: the choices", so the
-README and this file can be checked against each other (``tests/test_reference_parity_rows.py``). A row no rule
-explains is UNEXPLAINED: a gap to fix or to document.
+Each names the first cell of its row in the tables of ``docs/paper-vs-reference.md`` (``readme_row``: the tables
+lived in the README before the documentation site), so the page and this file can be checked against each other
+(``tests/test_reference_parity_rows.py``). A row no rule explains is UNEXPLAINED: a gap to fix or to document.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from azr_trl import AZRTrainer
-from azr_trl.generation.prompt_budget import sample_references, solve_prompt_fits
 from azr_trl.selfplay.batch import build_training_batch
 from azr_trl.selfplay.buffer import TaskBuffer
+from azr_trl.selfplay.draws import sample_references, solve_prompt_fits
 from azr_trl.tasks import Task, get_task_spec
 from azr_trl.tasks.task import zero_triplet
 

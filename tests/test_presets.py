@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from azr_trl import AZRConfig
+from azr_trl.azr_config import task_spec as _task_spec
 from azr_trl.azr_config_checks import PRESETS
-from azr_trl.azr_trainer import _task_spec
 from azr_trl.selfplay.advantages import baseline_group_ids, task_relative_advantages
 from azr_trl.selfplay.buffer import TaskBuffer
+from azr_trl.selfplay.draws import draw_solve_tasks
 from azr_trl.selfplay.rewards import make_azr_reward_funcs
-from azr_trl.selfplay.rollouts import draw_solve_tasks
 from azr_trl.tasks import Task, get_task_spec
 
 

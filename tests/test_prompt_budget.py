@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from azr_trl.generation.prompt_budget import PromptBudget, zero_reference
 from azr_trl.tasks import Task, get_task_spec, prompt_text
+from azr_trl.tasks.prompt_budget import PromptBudget, zero_reference
 
 
 SPEC = get_task_spec("deduction")

@@ -251,10 +251,12 @@ def test_lora_recipes_sample_without_dropout(recipe):
 
 
 def test_recipe_and_accelerate_paths_in_docs_exist():
-    """Usage lines name files that exist: the training script's docstring, the README and the recipe headers."""
+    """Usage lines name files that exist: the training script's docstring, the README, the docs and the recipe
+    headers."""
     import azr_trl.launch
 
     texts = {"azr_trl/launch.py": azr_trl.launch.__doc__, "README.md": (ROOT / "README.md").read_text()}
+    texts.update({str(page.relative_to(ROOT)): page.read_text() for page in (ROOT / "docs").rglob("*.md")})
     texts.update({str(r.relative_to(ROOT)): r.read_text() for r in RECIPES})
     pattern = r"(?:recipes|accelerate_configs)/[\w./-]+\.yaml"
     assert re.findall(pattern, azr_trl.launch.__doc__)
@@ -268,7 +270,7 @@ def test_recipe_and_accelerate_paths_in_docs_exist():
 
 
 def test_readme_gives_no_vllm_advice_that_errors():
-    readme = (ROOT / "README.md").read_text()
+    readme = "".join(page.read_text() for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
     # `trl vllm-serve --data_parallel_size` > 1 errors out on dense models (TRL 1.16's own help text).
     assert "--data_parallel_size 2" not in readme
     lora = (ROOT / "recipes" / "qwen2.5-coder-3b" / "lora_1gpu_24gb.yaml").read_text()

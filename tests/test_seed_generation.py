@@ -252,8 +252,8 @@ def test_seed_cli_refuses_bad_sampling_and_a_missing_vllm(tmp_path, tiny_model_d
 
 def test_prompts_show_only_the_references_that_fit_the_budget(tmp_path, executor):
     """With a prompt budget, a reference that would push a propose prompt over it is left out (the longest first)."""
-    from azr_trl.generation.prompt_budget import PromptBudget
     from azr_trl.seeding.generation import check_seed_prompt_budget, seed_specs
+    from azr_trl.tasks.prompt_budget import PromptBudget
 
     out = tmp_path / "seeds.jsonl"
     long_program = "def f(s):\n    return s + " + repr("x" * 400) + "\n"

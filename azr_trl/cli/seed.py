@@ -7,9 +7,10 @@ import logging
 import sys
 from typing import Any
 
+from azr_trl.azr_config_defaults import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE
 from azr_trl.cli.executor_args import add_executor_arguments, executor_config_from_args
 from azr_trl.generation.generators import SamplingSettings
-from azr_trl.seeding.generation import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE, SEED_TASKS_FILE
+from azr_trl.seeding.generation import SEED_TASKS_FILE
 from azr_trl.tasks.prompts import PROMPT_FORMAT_CHOICES
 
 
@@ -107,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, then collect seed tasks; exit 1 with a one-line reason if the model or a file is unusable."""
     from azr_trl.executor import ExecutorError, make_executor
     from azr_trl.generation.generators import prompt_length
-    from azr_trl.generation.prompt_budget import PromptBudget
     from azr_trl.offline_models import resolve_model_path
     from azr_trl.run_outputs.prompt_format import trained_defaults
     from azr_trl.seeding.generation import check_seed_prompt_budget, generate_seed_tasks, seed_specs
+    from azr_trl.tasks.prompt_budget import PromptBudget
     from azr_trl.tasks.prompts import resolve_prompt_format
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

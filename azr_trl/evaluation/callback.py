@@ -102,6 +102,24 @@ class AZREvalCallback(TrainerCallback):
         # {benchmark: {item index: correct}} of the latest evaluation, gathered from every rank.
         self.last_results: dict[str, dict[int, bool]] = {}
 
+    @classmethod
+    def from_config(cls, trainer: Trainer, args, prompt_format: str, require_think: bool | None) -> AZREvalCallback:
+        """The callback that an `AZRConfig`'s ``eval_*`` fields describe, for ``trainer`` and the prompt format it
+        trains with (what `AZRTrainer` adds when ``eval_benchmarks`` is set)."""
+        return cls(
+            trainer,
+            benchmarks=args.eval_benchmarks,
+            dataset=args.eval_benchmark_file,
+            num_items=args.eval_num_items,
+            eval_steps=args.eval_steps,
+            max_new_tokens=args.eval_max_new_tokens or args.max_completion_length,
+            batch_size=args.generation_chunk_size,  # the HF batch bound the memory plan counts
+            prompt_format=prompt_format,
+            require_think=require_think,
+            executor_config=args.executor_config(),
+            seed=args.seed,
+        )
+
     # ----- TrainerCallback hooks -----
     def on_train_begin(self, args, state, control, **kwargs):
         if self.eval_steps is None:

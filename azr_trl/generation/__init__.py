@@ -1,1 +1,1 @@
-"""Generation engines: the trainer's sampling (HF generate, vLLM server or colocated), the prompt token budget, the vLLM helpers, and the standalone generators behind `azr-trl eval` and `azr-trl seed`."""
+"""Generation engines: the trainer's sampling (HF generate, vLLM server or colocated) and its prompt token budget, the vLLM helpers, and the standalone generators behind `azr-trl eval` and `azr-trl seed`."""

@@ -10,6 +10,8 @@ per-call sampling settings. Rows that only keep the ranks in step (padding) cost
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from accelerate.utils import broadcast_object_list, gather_object
 
@@ -17,6 +19,11 @@ from .generators import model_token_limit
 from .padding import answer_padding_cheaply, padding_prompt_ids
 from .push_watchdog import PushWatchdog
 from .vllm_server import VLLMServerUnavailableError, guard_vllm_server
+
+
+if TYPE_CHECKING:
+    from ..tasks.base import TaskSpec
+    from ..tasks.prompt_budget import PromptBudget
 
 
 class EngineGenerationMixin:
@@ -161,3 +168,24 @@ class EngineGenerationMixin:
             if limit is not None:
                 self._prompt_budget = min(self._prompt_budget, int(limit) - self.max_completion_length)
         return self._prompt_budget
+
+    def _check_prompt_budget(self, budget: PromptBudget, specs: Iterable[TaskSpec], seeding_specs=()) -> None:
+        """Refuse a setup where even the shortest prompts (the zero tasks') of ``specs`` are over ``budget``, the
+        run's :meth:`_prompt_token_budget`; the error says which limit to raise.
+
+        ``seeding_specs``: the specs the seeding phase proposes with besides the trained ones (it checks nothing
+        itself).
+        """
+        over = budget.shortest_prompts_over(specs, self.prompt_format)
+        seeding = budget.shortest_prompts_over(seeding_specs, self.prompt_format, roles=("propose",))
+        for task_type, role, length in (*over, *seeding):
+            ceiling, limit = self.args.max_prompt_tokens, self._engine_token_limit
+            if budget.tokens == ceiling:
+                why = f"max_prompt_tokens={ceiling}. Raise max_prompt_tokens."
+            else:
+                why = (
+                    f"the generation engine takes {limit} tokens in all, which leaves {budget.tokens} for a prompt "
+                    f"next to max_completion_length={self.max_completion_length}. Lower max_completion_length, or "
+                    "raise the engine's limit (`trl vllm-serve --max_model_len`, `vllm_max_model_length`)."
+                )
+            raise ValueError(f"The shortest {task_type} {role} prompt has {length} tokens, more than {why}")

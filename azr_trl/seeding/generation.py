@@ -19,23 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..azr_config_defaults import DEFAULT_SEED_MAX_ROUNDS, DEFAULT_SEED_PATIENCE
 from ..tasks import TASK_TYPES, Task, TaskSpec, get_task_spec, run_validation
 from ..tasks.task import zero_triplet
 from .seed_files import load_seed_file
 
 
 if TYPE_CHECKING:
-    from ..generation.prompt_budget import PromptBudget
+    from ..tasks.prompt_budget import PromptBudget
 
 
 logger = logging.getLogger(__name__)
 
-# The reference refuses to start self-play with fewer seed tasks than one batch (data_len = 64).
-REFERENCE_SEED_MINIMUM = 64
-# Seeding never loops forever: at most this many rounds per seed file, and it stops sooner when this many rounds in a
-# row bring no new valid task (a model that cannot write the format at all shows it within a few rounds).
-DEFAULT_SEED_MAX_ROUNDS = 100
-DEFAULT_SEED_PATIENCE = 2
 # Metric prefix of the trainer's seeding phase (one log entry, at step 0).
 SEEDING_METRICS = "azr/seeding"
 # Where the seeding phase writes its seeds in the run directory, and where `azr-trl seed` writes by default.
@@ -69,7 +64,7 @@ def check_seed_prompt_budget(budget: PromptBudget, specs: dict[str, TaskSpec], f
     """Refuse a budget that even the shortest propose prompts (one zero-triplet reference) exceed.
 
     ``azr-trl seed`` checks with this before seeding; the trainer checks its budget once at start, for its seeding
-    phase too (:func:`azr_trl.generation.prompt_budget.check_prompt_budget`).
+    phase too (:meth:`~azr_trl.generation.trainer_mixin.EngineGenerationMixin._check_prompt_budget`).
     """
     proposing = [specs[t] for t in (*SEED_TRIPLET_TYPES, *(("induction",) if induction else ()))]
     for task_type, _, length in budget.shortest_prompts_over(proposing, fmt, roles=("propose",)):

@@ -1,4 +1,5 @@
-"""The rollouts of one step: the prompts drawn for the proposer and the solver, and the rows that come back.
+"""The rollouts of one step: the proposer and solver prompts (on the tasks :mod:`azr_trl.selfplay.draws` draws), and
+the rows that come back.
 
 `Rollouts` carries one generation call's rows together (prompts, token ids, sampling log-probs, texts) instead of as
 parallel lists.
@@ -10,12 +11,12 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..generation.prompt_budget import sample_references, sample_solve_tasks
+from .draws import draw_solve_tasks, sample_references
 
 
 if TYPE_CHECKING:
-    from ..azr_trainer import AZRTrainer
     from ..tasks.task import Task
+    from .draws import DrawContext
 
 
 @dataclass
@@ -48,38 +49,26 @@ class Rollouts:
         return self.texts
 
 
-def propose_prompts(trainer: AZRTrainer) -> tuple[list[list[Task]], list, list[str]]:
+def propose_prompts(context: DrawContext, rng: random.Random) -> tuple[list[list[Task]], list, list[str]]:
     """``propose_per_type`` proposer prompts per task type: (references, prompts, task types) per row."""
-    args, rng = trainer.args, trainer._rng("propose")
+    args = context.args
     refs, prompts, types = [], [], []
     for task_type in args.task_types:
         k = 1 if task_type == "induction" else args.num_references
         for _ in range(args.propose_per_type):
-            chosen = sample_references(trainer, task_type, k, rng)
+            chosen = sample_references(context, task_type, k, rng)
             refs.append(chosen)
-            prompts.append(trainer.specs[task_type].propose_prompt(chosen, trainer.prompt_format))
+            prompts.append(context.specs[task_type].propose_prompt(chosen, context.prompt_format))
             types.append(task_type)
     return refs, prompts, types
 
 
-def solve_prompts(trainer: AZRTrainer) -> tuple[list[Task], list, list[str]]:
+def solve_prompts(context: DrawContext) -> tuple[list[Task], list, list[str]]:
     """``solve_per_type`` solver prompts per task type on buffer tasks: (tasks, prompts, task types) per row."""
     tasks, prompts, types = [], [], []
-    for task_type in trainer.args.task_types:
-        for task in draw_solve_tasks(trainer, task_type):
+    for task_type in context.args.task_types:
+        for task in draw_solve_tasks(context, task_type):
             tasks.append(task)
-            prompts.append(trainer.specs[task_type].solve_prompt(task, trainer.prompt_format))
+            prompts.append(context.specs[task_type].solve_prompt(task, context.prompt_format))
             types.append(task_type)
     return tasks, prompts, types
-
-
-def draw_solve_tasks(trainer: AZRTrainer, task_type: str) -> list[Task]:
-    """This rank's slice of one draw of solver tasks for all ranks: distinct tasks while the buffer has them.
-
-    Every rank holds the same buffer and seeds the draw with the same (seed, step, task type), so all ranks draw the
-    same ``solve_per_type * world_size`` tasks and each takes its own slice (paper: 64 distinct tasks per type).
-    """
-    n, world, rank = trainer.args.solve_per_type, trainer.accelerator.num_processes, trainer.accelerator.process_index
-    rng = random.Random(f"{trainer.args.seed}-{trainer.state.global_step}-solve-{task_type}")
-    drawn = sample_solve_tasks(trainer, task_type, n * world, rng)  # tasks whose solve prompt fits
-    return drawn[rank * n : (rank + 1) * n]

@@ -21,7 +21,8 @@ from .batch import clipped_completions
 
 
 if TYPE_CHECKING:
-    from ..azr_trainer import AZRTrainer
+    from trl import GRPOTrainer
+
     from .rollouts import Rollouts
 
 
@@ -146,7 +147,7 @@ def step_metrics(records: list[StepRecord], rewards: list[float], task_types: li
 
 
 def log_step(
-    trainer: AZRTrainer,
+    trainer: GRPOTrainer,
     records: list[StepRecord],
     rewards: torch.Tensor,
     rewards_per_func: torch.Tensor,
@@ -154,11 +155,17 @@ def log_step(
     rollouts: Rollouts,
     timings: dict[str, float],
     programs: int,
+    *,
+    task_types: list[str],
+    buffer_stats: dict[str, float],
+    prompt_format: str,
 ) -> None:
-    """Log one step: ``records``, rewards and advantages are those of all ranks, ``rollouts`` this rank's rows,
-    ``timings`` this rank's seconds per phase (``execute``: its executor batches), ``programs`` the programs it ran."""
+    """Log one step into GRPO's metrics and completions table (``trainer``'s logging state): ``records``, rewards and
+    advantages are those of all ranks, ``rollouts`` this rank's rows, ``timings`` this rank's seconds per phase
+    (``execute``: its executor batches), ``programs`` the programs it ran, ``buffer_stats`` the task buffer's
+    ``azr/buffer/*`` values."""
     metrics = trainer._metrics["train"]
-    values = step_metrics(records, rewards.tolist(), trainer.args.task_types)
+    values = step_metrics(records, rewards.tolist(), task_types)
     per_rank = gather_object([(programs, timings["execute"])])
     all_programs = sum(count for count, _ in per_rank)
     seconds = max(spent for _, spent in per_rank)  # the slowest rank's executor time
@@ -166,7 +173,7 @@ def log_step(
     values["azr/executor/programs_per_s"] = all_programs / seconds if seconds > 0 else 0.0
     for name, seconds_spent in timings.items():
         values[f"azr/time/{name}"] = seconds_spent
-    values.update(trainer.buffer.stats())
+    values.update(buffer_stats)
     for key, value in values.items():
         metrics[key].append(float(value))
     for i, name in enumerate(trainer.reward_func_names):
@@ -177,7 +184,7 @@ def log_step(
     metrics["num_tokens"] = [float(trainer.state.num_input_tokens_seen)]  # a running total, as GRPO keeps it
 
     trainer._logs["prompt"].extend(gather_object(rollouts.prompts))
-    trainer._logs["completion"].extend(gather_object(rollouts.completions(trainer.prompt_format)))
+    trainer._logs["completion"].extend(gather_object(rollouts.completions(prompt_format)))
     for i, name in enumerate(trainer.reward_func_names):
         trainer._logs["rewards"][name].extend(rewards_per_func[:, i].tolist())
     trainer._logs["advantages"].extend(advantages.tolist())
@@ -186,7 +193,7 @@ def log_step(
     _flush_reward_func_logs(trainer, len(rollouts.prompts))
 
 
-def completion_length_metrics(trainer: AZRTrainer, rollouts: Rollouts) -> dict[str, float]:
+def completion_length_metrics(trainer: GRPOTrainer, rollouts: Rollouts) -> dict[str, float]:
     """What GRPO's `_generate` logs for its rows, for this step's trained rows of all ranks: completion lengths
     (``completions/{mean,min,max}_length``), the share cut by ``max_completion_length`` (``completions/clipped_ratio``),
     the lengths of those that ended (``completions/{mean,min,max}_terminated_length``, 0 when none did). Their
@@ -209,7 +216,7 @@ def completion_length_metrics(trainer: AZRTrainer, rollouts: Rollouts) -> dict[s
     }
 
 
-def _flush_reward_func_logs(trainer: AZRTrainer, local_rows: int) -> None:
+def _flush_reward_func_logs(trainer: GRPOTrainer, local_rows: int) -> None:
     """Log what the reward functions gave GRPO's ``log_extra``/``log_metric`` this step (GRPO flushes them in the
     step method AZR replaces): extra completion-table columns gathered over ranks (a rank without the column adds
     ``None`` for its rows), each metric averaged over every value of every rank. Names go in sorted order, so every

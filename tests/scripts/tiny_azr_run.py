@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from azr_trl import AZRConfig, AZRTrainer  # noqa: E402
-from azr_trl.selfplay.rollouts import draw_solve_tasks  # noqa: E402
+from azr_trl.selfplay.draws import draw_solve_tasks  # noqa: E402
 
 from tiny import make_tiny_model, make_tiny_tokenizer  # noqa: E402
 

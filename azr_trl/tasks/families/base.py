@@ -41,7 +41,8 @@ class TaskFamily(DeductionSpec, abc.ABC):
         difficulty: the family's difficulty knob (e.g. the number of operations); ``None`` uses
             ``default_difficulty``. It sets the seed tasks, the held-out tasks and what the propose prompt asks for.
         num_seed_tasks: seed tasks the family contributes to its buffer at the start of training.
-        Other arguments are :class:`~azr_trl.tasks.TaskSpec`'s.
+
+    Other arguments are :class:`~azr_trl.tasks.TaskSpec`'s.
     """
 
     #: Shown in the propose prompt's title, e.g. "Arithmetic Pipeline".
