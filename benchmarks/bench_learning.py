@@ -13,8 +13,8 @@
 
 Each phase writes its result into ``--output-dir`` and is skipped when the result is already there, so an interrupted
 run continues where it stopped (training resumes from its last checkpoint). Nothing here tunes on the held-out set:
-the recipe's settings were chosen on training curves and on a development set drawn from the family's seed generator,
-which is disjoint from the held-out pool.
+the family's difficulty and prompts were set by looking at the base model's answers before any training (so that it
+solves roughly 20-40%), and no setting was chosen by looking at a trained model's held-out answers.
 
 The last line of the output is::
 
