@@ -2,8 +2,8 @@
 
 1. **Base**: the recipe's model answers, greedily, the task family's held-out set (``family:<name>@<difficulty>``:
    a fixed pool generated with a fixed seed that seeding never draws from; proposals that happen to equal one are
-   counted at the end) and the bundled general code-reasoning benchmark (``azr_crux_o``, CRUXEval format), with the
-   recipe's prompt format and completion length.
+   counted at the end), with the recipe's prompt format and completion length, and the bundled general
+   code-reasoning benchmark (``azr_crux_o``, CRUXEval format) with a longer completion (``--general-tokens``).
 2. **Train**: ``azr-trl train --config RECIPE`` for ``--steps`` self-play steps (LoRA adapter merged at the end).
 3. **Trained**: the merged model answers the same items the same way.
 4. **Report**: the paired difference on the held-out set with a 95% bootstrap interval over items, the same for the
@@ -72,10 +72,10 @@ def _run(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def _evaluate(model: str, benchmark: str, limit: int, recipe: dict, output: Path, log: Path) -> float:
+def _evaluate(model: str, benchmark: str, limit: int, tokens: int, recipe: dict, output: Path, log: Path) -> float:
     cmd = [
         *_cli(), "eval", "--model", model, "--benchmark", benchmark, "--limit", str(limit),
-        "--max-new-tokens", str(recipe["max_completion_length"]), "--dtype", str(recipe.get("dtype", "float32")),
+        "--max-new-tokens", str(tokens), "--dtype", str(recipe.get("dtype", "float32")),
         "--batch-size", "16", "--output", str(output), "--no-progress",
     ]  # fmt: skip
     if recipe.get("prompt_format", "auto") != "auto":
@@ -164,6 +164,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="self-play steps (default: the recipe's max_steps)")
     parser.add_argument("--heldout", type=int, default=200, help="held-out family tasks evaluated")
     parser.add_argument("--general", type=int, default=120, help="items of the general benchmark evaluated")
+    parser.add_argument(
+        "--general-tokens",
+        type=int,
+        default=384,
+        help="completion length on the general benchmark (its programs need a longer trace than the family's)",
+    )
     args = parser.parse_args()
 
     recipe = yaml.safe_load(args.recipe.read_text())
@@ -195,13 +201,17 @@ def main() -> None:
                     out / "logs" / "train.log",
                 ),
             )  # fmt: skip
-        for benchmark, limit in ((family, args.heldout), (GENERAL_BENCHMARK, args.general)):
+        evaluations = (
+            (family, args.heldout, int(recipe["max_completion_length"])),
+            (GENERAL_BENCHMARK, args.general, args.general_tokens),
+        )
+        for benchmark, limit, tokens in evaluations:
             result = out / f"{label}-{benchmark.replace(':', '_').replace('@', '_d')}.json"
             phase(
                 f"{label} {benchmark}",
                 result,
-                lambda f=folder, b=benchmark, n=limit, r=result: _evaluate(
-                    f, b, n, recipe, r, out / "logs" / "eval.log"
+                lambda f=folder, b=benchmark, n=limit, k=tokens, r=result: _evaluate(
+                    f, b, n, k, recipe, r, out / "logs" / "eval.log"
                 ),
             )
 
