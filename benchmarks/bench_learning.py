@@ -163,11 +163,11 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
     parser.add_argument("--steps", type=int, default=None, help="self-play steps (default: the recipe's max_steps)")
     parser.add_argument("--heldout", type=int, default=200, help="held-out family tasks evaluated")
-    parser.add_argument("--general", type=int, default=120, help="items of the general benchmark evaluated")
+    parser.add_argument("--general", type=int, default=40, help="items of the general benchmark evaluated")
     parser.add_argument(
         "--general-tokens",
         type=int,
-        default=384,
+        default=320,
         help="completion length on the general benchmark (its programs need a longer trace than the family's)",
     )
     args = parser.parse_args()
