@@ -280,8 +280,8 @@ def main(script_args: AZRScriptArguments, training_args: AZRConfig, model_args: 
     from trl import get_peft_config
 
     from . import AZRTrainer
-    from .run_outputs.checkpoints import BUFFER_FILE
     from .offline_models import resolve_model_path
+    from .run_outputs.checkpoints import BUFFER_FILE
     from .run_outputs.progress import AZRProgressCallback
     from .run_outputs.publish import merge_adapter, push_merged
 
