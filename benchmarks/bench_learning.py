@@ -223,9 +223,10 @@ def main() -> None:
     _print_curves(_curves(history, task_types))
     split = _step_split(history)
     print("\nstep time split (mean seconds per step): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(split.items())))
-    runtime = next((e["train_runtime"] for e in reversed(history) if "train_runtime" in e), None)
-    if runtime:
-        print(f"step time: {runtime / steps:.1f} s on average ({steps} steps in {runtime / 60:.1f} min of training)")
+    # The blocking phases of a step (the executor runs beside solve generation: only its wait counts); the trainer's
+    # own train_runtime covers the last invocation only, so a resumed run would understate it.
+    blocking = sum(v for k, v in split.items() if k != "execute")
+    print(f"step time: {blocking:.1f} s on average, {blocking * steps / 60:.1f} min for {steps} steps")
     overlap = _heldout_in_buffer(run_dir, family)
     print(f"held-out tasks found in the final task buffer: {overlap}")
     print(

@@ -197,3 +197,17 @@ def test_progress_line():
     logs = {"azr/arithmetic/solve/reward_mean": 0.25, "azr/time/generate_solve": 41.6, "azr/time/optimize": 90.2}
     line = format_step_line(logs, step=1, max_steps=2)
     assert line == "step 1/2 | arithmetic P -- S +0.25 | time propose -- solve 42s mc -- exec -- optimize 90s"
+
+
+def test_verdict_fractions_count_a_verdict_a_step_did_not_log_as_zero():
+    from azr_trl.run_outputs.report import verdict_fractions
+
+    prefix = "azr/arithmetic/propose/verdict/"
+    history = [
+        {"step": 1, prefix + "missing_answer": 1.0},
+        {"step": 2, prefix + "ok": 0.5, prefix + "outside_family": 0.5},
+        {"step": 3, "loss": 0.1},  # no proposals logged: not a step of the mean
+    ]
+    fractions = verdict_fractions(history, ["arithmetic"])["arithmetic"]
+    assert fractions == {"missing_answer": 0.5, "ok": 0.25, "outside_family": 0.25}
+    assert sum(fractions.values()) == 1.0

@@ -197,7 +197,7 @@ def plot_proposals(history, tasks):
         heights = [verdicts.get(task, {}).get(name, 0.0) for task in tasks]
         if not any(heights):
             continue
-        ax_verdict.bar(tasks, heights, bottom=bottom, label=name, color=_VERDICT_COLORS.get(name))
+        ax_verdict.bar(tasks, heights, bottom=bottom, label=name, color=_verdict_color(name, names))
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         drawn = True
     ax_verdict.set_title("proposal verdicts (mean over steps)")
@@ -207,23 +207,35 @@ def plot_proposals(history, tasks):
     return fig if drawn else None
 
 
-# Valid in green, format errors in grey; other verdicts take matplotlib's default cycle.
+# Valid in green, format errors in grey; the other verdicts take the rest of matplotlib's tab20 palette, in order.
 _VERDICT_COLORS = {"ok": "#2ca02c", "format_error": "#9e9e9e"}
+_OTHER_VERDICT_COLORS = (
+    "#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+
+
+def _verdict_color(name: str, names: list[str]) -> str:
+    if name in _VERDICT_COLORS:
+        return _VERDICT_COLORS[name]
+    others = [n for n in names if n not in _VERDICT_COLORS]
+    return _OTHER_VERDICT_COLORS[others.index(name) % len(_OTHER_VERDICT_COLORS)]
 
 
 def verdict_fractions(history, tasks) -> dict[str, dict[str, float]]:
-    """Mean fraction of each proposal verdict per task type over the logged steps."""
+    """Mean fraction of each proposal verdict per task type over the steps that logged proposal verdicts (a verdict a
+    step did not log counts 0 there, so each task type's fractions sum to 1)."""
     out: dict[str, dict[str, float]] = {}
     for task in tasks:
         prefix = f"azr/{task}/propose/verdict/"
-        names = {k[len(prefix) :] for entry in history for k in entry if k.startswith(prefix)}
-        means = {}
-        for name in sorted(names):
-            _, values = series(history, prefix + name)
-            if values:
-                means[name] = sum(values) / len(values)
-        if means:
-            out[task] = means
+        steps = [
+            {k[len(prefix) :]: v for k, v in entry.items() if k.startswith(prefix) and isinstance(v, (int, float))}
+            for entry in history
+        ]
+        steps = [verdicts for verdicts in steps if verdicts]
+        names = sorted({name for verdicts in steps for name in verdicts})
+        if steps:
+            out[task] = {name: sum(verdicts.get(name, 0.0) for verdicts in steps) / len(steps) for name in names}
     return out
 
 
